@@ -1,0 +1,78 @@
+import path from 'node:path';
+import { z } from 'zod';
+
+/** A configuration problem: the message names the environment variable. */
+export class ConfigError extends Error {}
+
+const url = (protocols: string[]) =>
+  z
+    .string()
+    .refine((v) => {
+      try {
+        return protocols.includes(new URL(v).protocol);
+      } catch {
+        return false;
+      }
+    }, `must be a URL starting with ${protocols.map((p) => `${p}//`).join(' or ')}`);
+
+const port = z.coerce.number().int().min(0).max(65535);
+const positiveInt = z.coerce.number().int().positive();
+
+const envSchema = z.object({
+  REDIS_URL: url(['redis:', 'rediss:']).optional(),
+  DATABASE_URL: url(['postgres:', 'postgresql:']).optional(),
+  MQTT_URL: url(['mqtt:', 'mqtts:', 'tcp:', 'ssl:', 'ws:', 'wss:']).optional(),
+  VISQ_HTTP_PORT: port.default(8080),
+  VISQ_HTTP_HOST: z.string().min(1).default('0.0.0.0'),
+  VISQ_DATA_DIR: z.string().min(1).default('./data'),
+  VISQ_MODELS_DIR: z.string().min(1).default('./models'),
+  VISQ_SITE: z.string().regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, "_" or "-" (it is an MQTT topic level)').default('site1'),
+  VISQ_TOPIC_PREFIX: z.string().regex(/^[A-Za-z0-9_/-]+$/, 'letters, digits, "_", "-" or "/"').default('visq'),
+  /** Port of the embedded PostgreSQL when DATABASE_URL is unset; 0 picks a free one. */
+  VISQ_EMBEDDED_PG_PORT: port.default(54329),
+  /** Port of the embedded MQTT broker when MQTT_URL is unset; 0 picks a free one. */
+  VISQ_EMBEDDED_MQTT_PORT: port.default(1883),
+  VISQ_MAX_IMAGE_BYTES: positiveInt.default(25 * 1024 * 1024),
+  VISQ_MAX_IMAGE_PIXELS: positiveInt.default(50_000_000),
+  VISQ_MAX_IMAGES_PER_INSPECTION: positiveInt.default(8),
+  /** Inference threads per worker process; defaults to the number of cores. */
+  VISQ_INFERENCE_THREADS: positiveInt.optional(),
+  /** Jobs one worker process holds at once (preprocessing of the next overlaps inference). */
+  VISQ_WORKER_CONCURRENCY: positiveInt.optional(),
+  VISQ_JOB_ATTEMPTS: positiveInt.default(3),
+  VISQ_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+
+export type Config = ReturnType<typeof loadConfig>;
+
+/** Reads the environment once into one typed object; a bad value is an error naming its variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
+  const parsed = envSchema.safeParse(env);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
+    throw new ConfigError(`invalid configuration: ${problems.join('; ')}`);
+  }
+  const e = parsed.data;
+  const dataDir = path.resolve(e.VISQ_DATA_DIR);
+  return {
+    redisUrl: e.REDIS_URL,
+    databaseUrl: e.DATABASE_URL,
+    mqttUrl: e.MQTT_URL,
+    http: { port: e.VISQ_HTTP_PORT, host: e.VISQ_HTTP_HOST },
+    dataDir,
+    imageDir: path.join(dataDir, 'images'),
+    modelsDir: path.resolve(e.VISQ_MODELS_DIR),
+    site: e.VISQ_SITE,
+    topicPrefix: e.VISQ_TOPIC_PREFIX,
+    embedded: { postgresPort: e.VISQ_EMBEDDED_PG_PORT, mqttPort: e.VISQ_EMBEDDED_MQTT_PORT },
+    limits: {
+      imageBytes: e.VISQ_MAX_IMAGE_BYTES,
+      imagePixels: e.VISQ_MAX_IMAGE_PIXELS,
+      imagesPerInspection: e.VISQ_MAX_IMAGES_PER_INSPECTION,
+    },
+    inferenceThreads: e.VISQ_INFERENCE_THREADS,
+    workerConcurrency: e.VISQ_WORKER_CONCURRENCY,
+    jobAttempts: e.VISQ_JOB_ATTEMPTS,
+    logLevel: e.VISQ_LOG_LEVEL,
+  };
+}
