@@ -1,7 +1,7 @@
 import { pino } from 'pino';
 
 /** Structured JSON logs on stdout; secrets (keys, tokens, passwords) are redacted wherever they appear. */
-export function createLogger(level: string, base: Record<string, unknown> = {}) {
+export function createLogger(level: string, base: Record<string, unknown> = {}, destination: 1 | 2 = 1) {
   return pino({
     level,
     base: { pid: process.pid, ...base },
@@ -9,7 +9,7 @@ export function createLogger(level: string, base: Record<string, unknown> = {}) 
       paths: ['req.headers.authorization', 'req.headers.cookie', '*.apiKey', '*.token', '*.password', 'apiKey', 'token', 'password'],
       censor: '[redacted]',
     },
-  });
+  }, pino.destination({ fd: destination, sync: destination === 2 }));
 }
 
 export type Logger = ReturnType<typeof createLogger>;

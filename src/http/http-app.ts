@@ -1,0 +1,72 @@
+import express, { type Express } from 'express';
+import { pinoHttp } from 'pino-http';
+import { randomUUID } from 'node:crypto';
+import type { ImageStore } from '../images/image-store.js';
+import type { Logger } from '../logger.js';
+import type { Metrics } from '../ops/metrics.js';
+import type { MeasureCatalog } from '../quality/quality-plan.js';
+import type { Database } from '../traceability/database.js';
+import { authenticated } from './auth.js';
+import { errorHandler, HttpError } from './errors.js';
+import { inspectionRoutes } from './inspections-routes.js';
+import { planRoutes } from './plans-routes.js';
+
+export type ReadinessCheck = () => Promise<string | null>;
+
+export interface HttpAppDeps {
+  db: Database;
+  images: ImageStore;
+  enqueue: (inspectionId: string) => Promise<void>;
+  catalog: MeasureCatalog;
+  limits: { imageBytes: number; imagePixels: number; imagesPerInspection: number };
+  topicPrefix: string;
+  metrics: Metrics;
+  log: Logger;
+  /** Named checks; each returns null when healthy, else what is wrong. */
+  readiness: Record<string, ReadinessCheck>;
+}
+
+export function createHttpApp(deps: HttpAppDeps): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('trust proxy', 'loopback');
+  app.use(pinoHttp({
+    logger: deps.log,
+    genReqId: (req, res) => {
+      const id = (req.headers['x-request-id'] as string | undefined)?.slice(0, 100) ?? randomUUID();
+      res.setHeader('X-Request-Id', id);
+      return id;
+    },
+    autoLogging: { ignore: (req) => ['/healthz', '/readyz', '/metrics'].includes(req.url ?? '') },
+    customLogLevel: (_req, res, err) => (err || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'warn' : 'info'),
+  }));
+  app.use((req, res, next) => {
+    res.setHeader('X-Content-Type-Options', 'nosniff');
+    res.setHeader('Cache-Control', res.getHeader('Cache-Control') ?? 'no-store');
+    const end = deps.metrics.httpRequests.startTimer({ method: req.method });
+    res.on('finish', () => end({ route: req.route?.path ? `${req.baseUrl}${req.route.path}` : 'unmatched', status: String(res.statusCode) }));
+    next();
+  });
+
+  app.get('/healthz', (_req, res) => { res.json({ status: 'ok' }); });
+  app.get('/readyz', async (_req, res) => {
+    const results = await Promise.all(Object.entries(deps.readiness).map(async ([name, check]) => {
+      const problem = await check().catch((err: Error) => err.message || String(err));
+      return [name, problem ?? 'ok'] as const;
+    }));
+    const ready = results.every(([, r]) => r === 'ok');
+    res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not_ready', checks: Object.fromEntries(results) });
+  });
+  app.get('/metrics', async (_req, res) => {
+    res.type(deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics());
+  });
+
+  const v1 = express.Router();
+  v1.use(authenticated(deps.db));
+  v1.use(inspectionRoutes(deps));
+  v1.use(planRoutes(deps.db, deps.catalog));
+  app.use('/v1', v1);
+  app.use((req, _res) => { throw new HttpError(404, 'not_found', `no route ${req.method} ${req.path}`); });
+  app.use(errorHandler(deps.log));
+  return app;
+}

@@ -1,0 +1,176 @@
+import { randomUUID } from 'node:crypto';
+import express, { Router, type Request } from 'express';
+import multer from 'multer';
+import { z } from 'zod';
+import { checkImage } from '../images/image-check.js';
+import type { ImageStore } from '../images/image-store.js';
+import type { Logger } from '../logger.js';
+import type { Metrics } from '../ops/metrics.js';
+import type { Database } from '../traceability/database.js';
+import { findInspection, findInspectionIdByIdempotencyKey, findLot, listAwaitingReview, recordDisposition, recordInspection } from '../traceability/inspections.js';
+import { findCurrentPlan } from '../traceability/quality-plans.js';
+import { findStationContext } from '../traceability/stations-and-users.js';
+import { role, stationOnly, username } from './auth.js';
+import { HttpError } from './errors.js';
+import { idempotencyKeySchema, uploadFieldsSchema } from './upload-fields.js';
+
+export interface InspectionRoutesDeps {
+  db: Database;
+  images: ImageStore;
+  enqueue: (inspectionId: string) => Promise<void>;
+  limits: { imageBytes: number; imagePixels: number; imagesPerInspection: number };
+  topicPrefix: string;
+  metrics: Metrics;
+  log: Logger;
+}
+
+interface ReceivedImage { bytes: Buffer }
+
+const uuid = z.uuid();
+
+export function inspectionRoutes(deps: InspectionRoutesDeps): Router {
+  const router = Router();
+  const multipart = multer({
+    storage: multer.memoryStorage(),
+    limits: { fileSize: deps.limits.imageBytes, files: deps.limits.imagesPerInspection, fields: 16, fieldSize: 4096, parts: deps.limits.imagesPerInspection + 16, headerPairs: 100 },
+  }).array('image', deps.limits.imagesPerInspection);
+  const rawImage = express.raw({ type: 'image/*', limit: deps.limits.imageBytes });
+
+  router.post('/inspections', stationOnly, (req, res, next) => {
+    if (req.is('multipart/form-data')) return multipart(req, res, next);
+    if (req.is('image/*')) return rawImage(req, res, next);
+    throw new HttpError(415, 'unsupported_media_type', 'send multipart/form-data with "image" file parts, or a raw image body with an image/* Content-Type');
+  }, async (req, res) => {
+    const station = req.principal as Extract<Request['principal'], { kind: 'station' }>;
+    const outcome = await acceptUpload(deps, station, req);
+    deps.metrics.uploads.inc({ outcome: outcome.created ? 'accepted' : 'repeated' });
+    if (!outcome.created) {
+      res.status(200).json(await findInspection(deps.db, outcome.id));
+      return;
+    }
+    res.status(202).location(`/v1/inspections/${outcome.id}`).json({ id: outcome.id, status: 'queued' });
+  });
+
+  router.get('/inspections/:id', role('reviewer'), async (req, res) => {
+    const id = String(req.params.id);
+    if (!uuid.safeParse(id).success) throw new HttpError(400, 'invalid_id', 'an inspection id is a UUID');
+    const doc = await findInspection(deps.db, id);
+    if (!doc) throw new HttpError(404, 'not_found', `no inspection ${id}`);
+    res.json(doc);
+  });
+
+  router.get('/lots/:lotId', role('reviewer'), async (req, res) => {
+    const q = z.object({ cursor: z.string().max(500).optional(), limit: z.coerce.number().int().min(1).max(1000).default(100) }).safeParse(req.query);
+    if (!q.success) throw new HttpError(400, 'invalid_query', q.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
+    let cursor = null;
+    if (q.data.cursor) {
+      try {
+        cursor = z.object({ receivedAt: z.iso.datetime(), id: z.uuid() }).parse(JSON.parse(Buffer.from(q.data.cursor, 'base64url').toString()));
+      } catch {
+        throw new HttpError(400, 'invalid_cursor', 'the cursor is not one this API gave out');
+      }
+    }
+    const lot = await findLot(deps.db, String(req.params.lotId), cursor, q.data.limit);
+    if (!lot) throw new HttpError(404, 'not_found', `no inspections in lot ${req.params.lotId}`);
+    res.json(lot);
+  });
+
+  router.get('/review', role('reviewer'), async (req, res) => {
+    const q = z.object({
+      line: z.string().max(64).optional(), stationId: z.string().max(64).optional(), partNumber: z.string().max(64).optional(),
+      lotId: z.string().max(128).optional(), olderThanSeconds: z.coerce.number().int().min(0).optional(),
+      limit: z.coerce.number().int().min(1).max(500).default(100),
+    }).safeParse(req.query);
+    if (!q.success) throw new HttpError(400, 'invalid_query', q.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
+    res.json({ inspections: await listAwaitingReview(deps.db, q.data) });
+  });
+
+  router.post('/inspections/:id/disposition', role('reviewer'), express.json({ limit: '16kb' }), async (req, res) => {
+    const id = String(req.params.id);
+    if (!uuid.safeParse(id).success) throw new HttpError(400, 'invalid_id', 'an inspection id is a UUID');
+    const body = z.object({ decision: z.enum(['accept', 'rework', 'scrap']), reason: z.string().trim().min(1).max(2000) }).strict().safeParse(req.body);
+    if (!body.success) throw new HttpError(400, 'invalid_disposition', body.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; '));
+    const out = await recordDisposition(deps.db, id, username(req), body.data.decision, body.data.reason, deps.topicPrefix);
+    if (!out.ok) {
+      const [status, message] = {
+        not_found: [404, `no inspection ${id}`],
+        not_decided: [409, 'the inspection has no verdict yet'],
+        not_awaiting_review: [409, 'the inspection is not awaiting review'],
+        already_disposed: [409, 'the inspection has already been disposed'],
+      }[out.code] as [number, string];
+      throw new HttpError(status, out.code, message);
+    }
+    req.log.info({ inspectionId: id, decision: body.data.decision }, 'disposition recorded');
+    res.json(out.document);
+  });
+
+  router.get('/images/:sha256', role('reviewer'), async (req, res) => {
+    const sha = String(req.params.sha256);
+    if (!/^[0-9a-f]{64}$/.test(sha)) throw new HttpError(400, 'invalid_sha256', 'an image is named by its sha256 (64 hex digits)');
+    const known = await deps.db.query(
+      `SELECT media_type FROM inspection_images WHERE sha256 = $1 UNION ALL SELECT 'image/png' FROM inspection_artifacts WHERE sha256 = $1 LIMIT 1`, [sha]);
+    if (!known.rows[0]) throw new HttpError(404, 'not_found', `no image ${sha}`);
+    res.type(known.rows[0].media_type).set('Cache-Control', 'private, max-age=31536000, immutable').send(await deps.images.get(sha));
+  });
+
+  return router;
+}
+
+async function acceptUpload(deps: InspectionRoutesDeps, station: { stationId: string; site: string; line: string }, req: Request) {
+  const keyHeader = req.get('idempotency-key');
+  let idempotencyKey: string | null = null;
+  if (keyHeader !== undefined) {
+    const k = idempotencyKeySchema.safeParse(keyHeader);
+    if (!k.success) throw new HttpError(400, 'invalid_idempotency_key', `Idempotency-Key: ${k.error.issues[0]!.message}`);
+    idempotencyKey = k.data;
+    const earlier = await findInspectionIdByIdempotencyKey(deps.db, station.stationId, idempotencyKey);
+    if (earlier) return { id: earlier, created: false };
+  }
+
+  const received: ReceivedImage[] = Array.isArray(req.files)
+    ? req.files.map((f) => ({ bytes: f.buffer }))
+    : Buffer.isBuffer(req.body) ? [{ bytes: req.body }] : [];
+  if (received.length === 0) throw new HttpError(400, 'missing_image', 'no image: send file parts named "image" or a raw image body');
+
+  const source = req.is('multipart/form-data') ? req.body ?? {} : req.query;
+  const multiValued = Object.entries(source).find(([, v]) => Array.isArray(v));
+  if (multiValued) throw new HttpError(400, 'invalid_field', `field "${multiValued[0]}" is given more than once`);
+  const fields = uploadFieldsSchema.safeParse(source);
+  if (!fields.success) throw new HttpError(400, 'invalid_field', fields.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
+
+  const context = await findStationContext(deps.db, station.stationId);
+  const partNumber = fields.data.partNumber ?? context?.partNumber ?? null;
+  const lotId = fields.data.lotId ?? context?.lotId ?? null;
+  const operation = fields.data.operation ?? context?.operation ?? null;
+  const workOrder = fields.data.workOrder ?? context?.workOrder ?? null;
+  const missing = [!partNumber && 'partNumber', !lotId && 'lotId'].filter(Boolean);
+  if (missing.length) throw new HttpError(400, 'missing_field', `${missing.join(' and ')} missing, and the station's MES context does not supply ${missing.length > 1 ? 'them' : 'it'}`);
+
+  const plan = await findCurrentPlan(deps.db, partNumber!, operation);
+  if (!plan) throw new HttpError(422, 'no_quality_plan', `no quality plan for part number "${partNumber}"${operation ? ` (operation "${operation}")` : ''}`);
+
+  const checked = [];
+  for (const [i, img] of received.entries()) {
+    const c = await checkImage(img.bytes, deps.limits.imagePixels);
+    if (!c.ok) throw new HttpError(c.status, c.code, received.length > 1 ? `image ${i}: ${c.message}` : c.message);
+    checked.push({ ...c, bytes: img.bytes });
+  }
+
+  const images = [];
+  for (const c of checked) images.push({ sha256: await deps.images.put(c.bytes), mediaType: c.mediaType, width: c.width, height: c.height });
+  const recorded = await recordInspection(deps.db, {
+    id: randomUUID(),
+    stationId: station.stationId, site: station.site, line: station.line,
+    serial: fields.data.serial, partNumber: partNumber!, lotId: lotId!, workOrder, operation,
+    operator: fields.data.operator ?? null,
+    capturedAt: fields.data.capturedAt ? new Date(fields.data.capturedAt) : new Date(),
+    idempotencyKey,
+    plan: { partNumber: plan.partNumber, operation: plan.operation ?? '', version: plan.version },
+    images,
+  });
+  if (recorded.created) {
+    // The inspection is durably recorded; if the queue is away the reconciler enqueues it later.
+    await deps.enqueue(recorded.id).catch((err) => req.log.warn({ err, inspectionId: recorded.id }, 'enqueue failed; the reconciler will retry'));
+  }
+  return recorded;
+}

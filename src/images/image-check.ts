@@ -1,0 +1,40 @@
+import sharp, { type Metadata } from 'sharp';
+
+/** Formats a camera may send (CONTRACT.md), by what the decoder finds, not by what the header claims. */
+const supported = new Map([
+  ['jpeg', 'image/jpeg'],
+  ['png', 'image/png'],
+  ['tiff', 'image/tiff'],
+  ['webp', 'image/webp'],
+]);
+
+export type ImageCheck =
+  | { ok: true; mediaType: string; width: number; height: number }
+  | { ok: false; status: 413 | 415; code: string; message: string };
+
+/**
+ * Decodes the whole image once so that corrupt, truncated or unsupported data is refused at the door,
+ * and refuses images over the pixel limit before decoding them (decompression bombs).
+ */
+export async function checkImage(bytes: Buffer, maxPixels: number): Promise<ImageCheck> {
+  if (bytes.length === 0) return { ok: false, status: 415, code: 'unsupported_image', message: 'the image is empty (0 bytes)' };
+  let meta: Metadata;
+  try {
+    meta = await sharp(bytes, { limitInputPixels: false }).metadata();
+  } catch {
+    return { ok: false, status: 415, code: 'unsupported_image', message: 'not a readable image (expected JPEG, PNG, TIFF or WebP)' };
+  }
+  const mediaType = meta.format ? supported.get(meta.format) : undefined;
+  if (!mediaType) return { ok: false, status: 415, code: 'unsupported_image', message: `unsupported image format "${meta.format}" (expected JPEG, PNG, TIFF or WebP)` };
+  const { width, height } = meta;
+  if (!width || !height) return { ok: false, status: 415, code: 'unsupported_image', message: 'the image has no dimensions' };
+  if (width * height > maxPixels) {
+    return { ok: false, status: 413, code: 'image_too_large', message: `the image is ${width}×${height} = ${width * height} pixels; the limit is ${maxPixels}` };
+  }
+  try {
+    await sharp(bytes, { limitInputPixels: maxPixels, failOn: 'truncated', sequentialRead: true }).stats();
+  } catch (err) {
+    return { ok: false, status: 415, code: 'corrupt_image', message: `the ${meta.format} image cannot be decoded: ${(err as Error).message}` };
+  }
+  return { ok: true, mediaType, width, height };
+}

@@ -1,0 +1,91 @@
+/**
+ * Runs in a worker thread (piscina): onnxruntime-node's session.run blocks its thread, so it must
+ * never run on the event loop that serves HTTP and the queue. Sessions load once per thread.
+ */
+import { workerData } from 'node:worker_threads';
+import * as ort from 'onnxruntime-node';
+import sharp from 'sharp';
+import { FilesystemImageStore } from '../images/image-store.js';
+import type { ModelManifest } from './manifest.js';
+import { toInputTensor } from './preprocess.js';
+import { anomalyMeasures, type TaskOutput } from './tasks/anomaly.js';
+
+export interface InferenceThreadData {
+  imageDir: string;
+  maxPixels: number;
+  models: { manifest: ModelManifest; onnxPath: string }[];
+}
+
+export interface InferenceTask { images: string[]; models: string[] }
+
+export type InferenceResult =
+  | {
+      ok: true;
+      /** Per image: model id → measure → value. */
+      views: Record<string, Record<string, number>>[];
+      overlays: { view: number; model: string; kind: string; sha256: string }[];
+      preprocessMs: number;
+      inferenceMs: number;
+    }
+  /** The image cannot be used by a model: retrying will not help. */
+  | { ok: false; reason: string };
+
+const data = workerData as InferenceThreadData;
+const store = new FilesystemImageStore(data.imageDir);
+const models = new Map(data.models.map((m) => [m.manifest.id, m]));
+const sessions = new Map<string, Promise<ort.InferenceSession>>();
+
+function sessionFor(id: string): Promise<ort.InferenceSession> {
+  let s = sessions.get(id);
+  if (!s) {
+    const m = models.get(id);
+    if (!m) throw new Error(`model "${id}" is not in this worker's registry`);
+    // One inference thread per core: more intra-op threads would only contend with the other inference threads.
+    s = ort.InferenceSession.create(m.onnxPath, { intraOpNumThreads: 1, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: 'all' });
+    sessions.set(id, s);
+  }
+  return s;
+}
+
+function measuresOf(manifest: ModelManifest, outputs: ort.InferenceSession.OnnxValueMapType): TaskOutput {
+  switch (manifest.task) {
+    case 'anomaly':
+      return anomalyMeasures(manifest, outputs);
+  }
+}
+
+export default async function infer(task: InferenceTask): Promise<InferenceResult> {
+  const views: Record<string, Record<string, number>>[] = [];
+  const overlays: { view: number; model: string; kind: string; sha256: string }[] = [];
+  let preprocessMs = 0;
+  let inferenceMs = 0;
+  for (const [view, sha256] of task.images.entries()) {
+    const bytes = await store.get(sha256);
+    const measures: Record<string, Record<string, number>> = {};
+    for (const id of task.models) {
+      const model = models.get(id);
+      if (!model) throw new Error(`model "${id}" is not in this worker's registry`);
+      const t0 = performance.now();
+      let tensor;
+      try {
+        tensor = await toInputTensor(bytes, model.manifest.input, data.maxPixels);
+      } catch (err) {
+        return { ok: false, reason: `image ${view} (${sha256}) cannot be used: ${(err as Error).message}` };
+      }
+      const t1 = performance.now();
+      const session = await sessionFor(id);
+      const outputs = await session.run({ [model.manifest.input.name]: new ort.Tensor('float32', tensor.data, tensor.dims) });
+      const t2 = performance.now();
+      preprocessMs += t1 - t0;
+      inferenceMs += t2 - t1;
+      const out = measuresOf(model.manifest, outputs);
+      measures[id] = Object.fromEntries(out.measures);
+      for (const o of out.overlays) {
+        const png = await sharp(Buffer.from(o.pixels.buffer, o.pixels.byteOffset, o.pixels.byteLength), { raw: { width: o.width, height: o.height, channels: 1 } }).png().toBuffer();
+        overlays.push({ view, model: id, kind: o.kind, sha256: await store.put(png) });
+      }
+    }
+    views.push(measures);
+  }
+  return { ok: true, views, overlays, preprocessMs, inferenceMs };
+}

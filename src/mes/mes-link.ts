@@ -1,0 +1,230 @@
+import { randomBytes } from 'node:crypto';
+import mqtt, { type MqttClient } from 'mqtt';
+import pg from 'pg';
+import type { Logger } from '../logger.js';
+import type { Metrics } from '../ops/metrics.js';
+import { stationContextSchema } from '../http/upload-fields.js';
+import type { Database } from '../traceability/database.js';
+import { countUnsent, fetchUnsent, markSent, type OutboxMessage } from '../traceability/outbox.js';
+import { saveStationContext } from '../traceability/stations-and-users.js';
+
+export interface MesLinkOptions {
+  db: Database;
+  databaseUrl: string;
+  mqttUrl: string;
+  site: string;
+  topicPrefix: string;
+  metrics: Metrics;
+  log: Logger;
+  /** How long to wait for a broker acknowledgement before trying again later. */
+  publishTimeoutMs?: number;
+}
+
+const leaderLockKey = 0x76697371; // "visq"
+const maxContextBytes = 64 * 1024;
+
+/**
+ * The module's link to the MES: relays the outbox to `…/verdict`, keeps `_module/state`, and
+ * stores each station's `…/context`. Only one process per database leads (a PostgreSQL advisory
+ * lock), so per-station order holds however many API processes run; the others stand by.
+ */
+export class MesLink {
+  private readonly log: Logger;
+  private lockClient: pg.Client | null = null;
+  private mqttClient: MqttClient | null = null;
+  private stopping = false;
+  private wake: (() => void) | null = null;
+  private loop: Promise<void> | null = null;
+  private leaderRetry: NodeJS.Timeout | null = null;
+
+  constructor(private readonly o: MesLinkOptions) {
+    this.log = o.log.child({ component: 'mes-link' });
+  }
+
+  get role(): 'leader' | 'standby' { return this.mqttClient ? 'leader' : 'standby'; }
+
+  /** null when healthy (or standing by), else what is wrong. */
+  readiness(): string | null {
+    if (!this.mqttClient) return null;
+    return this.mqttClient.connected ? null : `MQTT broker ${redact(this.o.mqttUrl)} is not connected`;
+  }
+
+  start(): void {
+    this.tryToLead();
+  }
+
+  private tryToLead(): void {
+    if (this.stopping) return;
+    this.becomeLeader().catch((err) => {
+      this.log.warn({ err: err.message }, 'cannot lead the MES link yet; retrying');
+      void this.resign().finally(() => this.scheduleLeaderRetry());
+    });
+  }
+
+  private scheduleLeaderRetry(): void {
+    if (this.stopping || this.leaderRetry) return;
+    this.leaderRetry = setTimeout(() => { this.leaderRetry = null; this.tryToLead(); }, 3000);
+  }
+
+  private async becomeLeader(): Promise<void> {
+    const client = new pg.Client({ connectionString: this.o.databaseUrl, application_name: 'visq-mes-link' });
+    client.on('error', (err) => {
+      this.log.warn({ err: err.message }, 'lost the database connection of the MES link; resigning');
+      void this.resign().finally(() => this.scheduleLeaderRetry());
+    });
+    this.lockClient = client;
+    await client.connect();
+    const got = await client.query('SELECT pg_try_advisory_lock($1) AS ok', [leaderLockKey]);
+    if (!got.rows[0].ok) {
+      await this.resign();
+      this.scheduleLeaderRetry();
+      return;
+    }
+    await client.query('LISTEN visq_outbox');
+    client.on('notification', () => this.wake?.());
+    this.connectBroker();
+    this.loop = this.relayLoop();
+    this.log.info('leading the MES link');
+  }
+
+  private connectBroker(): void {
+    const stateTopic = `${this.o.topicPrefix}/${this.o.site}/_module/state`;
+    const client = mqtt.connect(this.o.mqttUrl, {
+      clientId: `visq-${this.o.site}-${randomBytes(4).toString('hex')}`,
+      reconnectPeriod: 2000,
+      connectTimeout: 10_000,
+      will: { topic: stateTopic, payload: Buffer.from('offline'), qos: 1, retain: true },
+    });
+    this.mqttClient = client;
+    client.on('connect', () => {
+      this.log.info({ broker: redact(this.o.mqttUrl) }, 'connected to the MQTT broker');
+      client.publish(stateTopic, 'online', { qos: 1, retain: true });
+      client.subscribe(`${this.o.topicPrefix}/${this.o.site}/+/+/context`, { qos: 1 });
+      this.wake?.();
+    });
+    client.on('error', (err) => this.log.warn({ err: err.message, broker: redact(this.o.mqttUrl) }, 'MQTT broker error'));
+    client.on('offline', () => this.log.warn({ broker: redact(this.o.mqttUrl) }, 'MQTT broker unreachable; verdicts wait in the outbox'));
+    client.on('message', (topic, payload) => void this.onContext(topic, payload));
+  }
+
+  private async onContext(topic: string, payload: Buffer): Promise<void> {
+    const stationId = topic.split('/').at(-2)!;
+    const log = this.log.child({ topic, stationId });
+    if (payload.length > maxContextBytes) return void log.warn({ bytes: payload.length }, 'context message too large; ignored');
+    if (payload.length === 0) {
+      await this.o.db.query('DELETE FROM station_context WHERE station_id = $1', [stationId]).catch((err) => log.error({ err }, 'cannot clear the station context'));
+      return;
+    }
+    let json: unknown;
+    try {
+      json = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(payload));
+    } catch {
+      return void log.warn('context message is not valid UTF-8 JSON; ignored');
+    }
+    const parsed = stationContextSchema.safeParse(json);
+    if (!parsed.success) return void log.warn({ problems: parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`) }, 'context message is invalid; ignored');
+    const ctx = { partNumber: parsed.data.partNumber ?? null, lotId: parsed.data.lotId ?? null, workOrder: parsed.data.workOrder ?? null, operation: parsed.data.operation ?? null };
+    await saveStationContext(this.o.db, stationId, ctx).then(
+      () => log.info({ context: ctx }, 'station context updated'),
+      (err) => log.error({ err }, 'cannot store the station context'),
+    );
+  }
+
+  private async relayLoop(): Promise<void> {
+    while (!this.stopping && this.mqttClient) {
+      let idle = true;
+      try {
+        if (this.mqttClient.connected) {
+          const batch = await fetchUnsent(this.o.db, 500);
+          if (batch.length) idle = (await this.relay(batch)) === 0;
+          this.o.metrics.outboxUnsent.set(await countUnsent(this.o.db));
+        }
+      } catch (err) {
+        this.log.warn({ err: (err as Error).message }, 'relay round failed; retrying');
+      }
+      if (idle) await new Promise<void>((resolve) => { this.wake = resolve; setTimeout(resolve, 1000); });
+      this.wake = null;
+    }
+  }
+
+  /** Publishes each station's messages in order, stations side by side; returns how many were acknowledged. */
+  private async relay(batch: OutboxMessage[]): Promise<number> {
+    const byStation = new Map<string, OutboxMessage[]>();
+    for (const m of batch) byStation.set(m.stationId, [...(byStation.get(m.stationId) ?? []), m]);
+    const acked: number[] = [];
+    await Promise.all([...byStation.values()].map(async (messages) => {
+      for (const m of messages) {
+        if (!(await this.publish(m))) return; // keep order: the rest of this station waits for the next round
+        acked.push(m.seq);
+        const receivedAt = Date.parse((m.payload as { receivedAt: string }).receivedAt);
+        if (!(m.payload as { final?: boolean }).final) this.o.metrics.deliveryLatency.observe((Date.now() - receivedAt) / 1000);
+      }
+    }));
+    await markSent(this.o.db, acked);
+    this.o.metrics.mqttPublished.inc(acked.length);
+    return acked.length;
+  }
+
+  private async publish(m: OutboxMessage): Promise<boolean> {
+    const client = this.mqttClient;
+    if (!client?.connected) return false;
+    const timeout = this.o.publishTimeoutMs ?? 10_000;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        client.publishAsync(m.topic, JSON.stringify(m.payload), { qos: 1 }),
+        new Promise((_, reject) => { timer = setTimeout(() => reject(new Error(`no broker acknowledgement in ${timeout} ms`)), timeout); }),
+      ]);
+      return true;
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message, messageId: m.messageId }, 'publish not acknowledged; will retry');
+      return false;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private async resign(): Promise<void> {
+    const mqttClient = this.mqttClient;
+    this.mqttClient = null;
+    this.wake?.();
+    await this.loop?.catch(() => {});
+    this.loop = null;
+    if (mqttClient) await mqttClient.endAsync(true).catch(() => {});
+    const lockClient = this.lockClient;
+    this.lockClient = null;
+    await lockClient?.end().catch(() => {});
+  }
+
+  /** Flushes what the broker will take now, announces `offline`, and lets another process lead. */
+  async stop(flushTimeoutMs = 5000): Promise<void> {
+    if (this.leaderRetry) clearTimeout(this.leaderRetry);
+    const client = this.mqttClient;
+    if (client?.connected) {
+      const deadline = Date.now() + flushTimeoutMs;
+      while (Date.now() < deadline && (await countUnsent(this.o.db).catch(() => 0)) > 0 && client.connected) {
+        this.wake?.();
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+    this.stopping = true;
+    this.wake?.();
+    await this.loop?.catch(() => {});
+    if (client?.connected) {
+      await client.publishAsync(`${this.o.topicPrefix}/${this.o.site}/_module/state`, 'offline', { qos: 1, retain: true }).catch(() => {});
+    }
+    this.loop = null;
+    await this.resign();
+  }
+}
+
+/** A URL for logs, without its password. */
+export function redact(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return '(invalid URL)';
+  }
+}

@@ -1,0 +1,36 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+const latencyBuckets = [0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+
+/** One registry per process; every part registers what it measures here. */
+export function createMetrics() {
+  const registry = new Registry();
+  let queueCounts: (() => Promise<Record<string, number>>) | null = null;
+  collectDefaultMetrics({ register: registry, prefix: 'visq_' });
+  return {
+    registry,
+    httpRequests: new Histogram({
+      name: 'visq_http_request_duration_seconds', help: 'HTTP requests by route and status',
+      labelNames: ['method', 'route', 'status'], buckets: latencyBuckets, registers: [registry],
+    }),
+    queueDepth: new Gauge({
+      name: 'visq_queue_jobs', help: 'Inspection jobs by state', labelNames: ['state'], registers: [registry],
+      async collect() {
+        const counts: Record<string, number> = queueCounts ? await queueCounts().catch(() => ({})) : {};
+        for (const [state, n] of Object.entries(counts)) this.set({ state }, n);
+      },
+    }),
+    /** The queue-depth gauge asks this at each scrape. */
+    countQueueWith(source: () => Promise<Record<string, number>>) { queueCounts = source; },
+    preprocessing: new Histogram({ name: 'visq_preprocess_duration_seconds', help: 'Image decoding and resizing per inspection', buckets: latencyBuckets, registers: [registry] }),
+    inference: new Histogram({ name: 'visq_inference_duration_seconds', help: 'ONNX model time per inspection (all images and models)', buckets: latencyBuckets, registers: [registry] }),
+    decisionLatency: new Histogram({ name: 'visq_decision_latency_seconds', help: 'From upload received to verdict stored', buckets: latencyBuckets, registers: [registry] }),
+    deliveryLatency: new Histogram({ name: 'visq_verdict_delivery_latency_seconds', help: 'From upload received to the broker acknowledging the verdict', buckets: latencyBuckets, registers: [registry] }),
+    verdicts: new Counter({ name: 'visq_verdicts_total', help: 'Decided inspections by verdict', labelNames: ['verdict'], registers: [registry] }),
+    uploads: new Counter({ name: 'visq_uploads_total', help: 'Upload outcomes', labelNames: ['outcome'], registers: [registry] }),
+    outboxUnsent: new Gauge({ name: 'visq_outbox_unsent', help: 'Verdict messages stored but not yet acknowledged by the broker', registers: [registry] }),
+    mqttPublished: new Counter({ name: 'visq_mqtt_published_total', help: 'Verdict messages acknowledged by the broker', registers: [registry] }),
+  };
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;

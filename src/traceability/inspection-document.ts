@@ -1,0 +1,55 @@
+import type { DispositionDecision, EvaluatedCharacteristic, Verdict } from '../quality/decision.js';
+
+/** The inspection as the API shows it and the MES receives it (CONTRACT.md `GET /v1/inspections/{id}`). */
+export interface InspectionDocument {
+  id: string;
+  status: 'queued' | 'running' | 'done';
+  verdict: Verdict | null;
+  /** The model's verdict, kept when a disposition overrides `verdict`. */
+  modelVerdict: Verdict | null;
+  final: boolean;
+  reason: string | null;
+  site: string;
+  line: string;
+  stationId: string;
+  serial: string;
+  partNumber: string;
+  lotId: string;
+  workOrder: string | null;
+  operation: string | null;
+  operator: string | null;
+  capturedAt: string;
+  receivedAt: string;
+  decidedAt: string | null;
+  images: { sha256: string; width: number; height: number; mediaType: string }[];
+  characteristics: EvaluatedCharacteristic[];
+  models: ModelUsed[];
+  plan: { partNumber: string; operation: string | null; version: number };
+  /** Where a model saw a defect, per image: PNGs in the image store. */
+  overlays: { view: number; model: string; kind: string; sha256: string }[];
+  disposition: Disposition | null;
+}
+
+export interface ModelUsed { id: string; version: string; sha256: string }
+
+export interface Disposition {
+  decision: DispositionDecision;
+  reason: string;
+  by: string;
+  at: string;
+}
+
+/** The `…/verdict` payload: the document without image sizes, plus message identity. */
+export type VerdictMessage = Omit<InspectionDocument, 'images'> & {
+  images: { sha256: string }[];
+  messageId: string;
+  supersedes: string | null;
+};
+
+export function verdictMessage(doc: InspectionDocument, messageId: string, supersedes: string | null): VerdictMessage {
+  return { ...doc, images: doc.images.map((i) => ({ sha256: i.sha256 })), messageId, supersedes };
+}
+
+export function verdictTopic(prefix: string, doc: Pick<InspectionDocument, 'site' | 'line' | 'stationId'>): string {
+  return `${prefix}/${doc.site}/${doc.line}/${doc.stationId}/verdict`;
+}

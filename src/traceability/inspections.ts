@@ -1,0 +1,264 @@
+import { randomUUID } from 'node:crypto';
+import type pg from 'pg';
+import type { Decision, DispositionDecision } from '../quality/decision.js';
+import { finalVerdictOf, needsReview } from '../quality/decision.js';
+import type { QualityPlan } from '../quality/quality-plan.js';
+import { inTransaction, type Database } from './database.js';
+import { verdictMessage, verdictTopic, type InspectionDocument, type ModelUsed } from './inspection-document.js';
+
+type Queryable = pg.Pool | pg.PoolClient;
+
+export interface NewInspection {
+  id: string;
+  stationId: string;
+  site: string;
+  line: string;
+  serial: string;
+  partNumber: string;
+  lotId: string;
+  workOrder: string | null;
+  operation: string | null;
+  operator: string | null;
+  capturedAt: Date;
+  idempotencyKey: string | null;
+  plan: { partNumber: string; operation: string; version: number };
+  images: { sha256: string; mediaType: string; width: number; height: number }[];
+}
+
+/**
+ * Records an accepted upload. Returns the id of the inspection that holds the upload:
+ * the new one, or the earlier one with the same station and Idempotency-Key.
+ */
+export async function recordInspection(db: Database, ins: NewInspection): Promise<{ id: string; created: boolean }> {
+  return inTransaction(db, async (c) => {
+    await c.query('INSERT INTO lots (lot_id) VALUES ($1) ON CONFLICT DO NOTHING', [ins.lotId]);
+    const inserted = await c.query(
+      `INSERT INTO inspections (id, station_id, site, line, serial, part_number, lot_id, work_order, operation, operator,
+         idempotency_key, captured_at, plan_part_number, plan_operation, plan_version)
+       VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15)
+       ON CONFLICT (station_id, idempotency_key) DO NOTHING RETURNING id`,
+      [ins.id, ins.stationId, ins.site, ins.line, ins.serial, ins.partNumber, ins.lotId, ins.workOrder, ins.operation,
+        ins.operator, ins.idempotencyKey, ins.capturedAt, ins.plan.partNumber, ins.plan.operation, ins.plan.version],
+    );
+    if (inserted.rowCount === 0) {
+      const earlier = await c.query('SELECT id FROM inspections WHERE station_id = $1 AND idempotency_key = $2', [ins.stationId, ins.idempotencyKey]);
+      return { id: earlier.rows[0].id as string, created: false };
+    }
+    for (const [view, img] of ins.images.entries()) {
+      await c.query('INSERT INTO inspection_images (inspection_id, view, sha256, media_type, width, height) VALUES ($1,$2,$3,$4,$5,$6)',
+        [ins.id, view, img.sha256, img.mediaType, img.width, img.height]);
+    }
+    return { id: ins.id, created: true };
+  });
+}
+
+export async function findInspectionIdByIdempotencyKey(db: Queryable, stationId: string, key: string): Promise<string | null> {
+  const r = await db.query('SELECT id FROM inspections WHERE station_id = $1 AND idempotency_key = $2', [stationId, key]);
+  return (r.rows[0]?.id as string | undefined) ?? null;
+}
+
+const documentQuery = `
+  SELECT i.*, p.document AS plan_document,
+    coalesce((SELECT json_agg(json_build_object('sha256', sha256, 'width', width, 'height', height, 'mediaType', media_type) ORDER BY view)
+      FROM inspection_images WHERE inspection_id = i.id), '[]') AS images,
+    coalesce((SELECT json_agg(json_build_object('view', view, 'model', model_id, 'kind', kind, 'sha256', sha256) ORDER BY view, model_id, kind)
+      FROM inspection_artifacts WHERE inspection_id = i.id), '[]') AS overlays,
+    (SELECT json_build_object('decision', decision, 'finalVerdict', final_verdict, 'reason', reason, 'by', username, 'at', decided_at)
+      FROM dispositions WHERE inspection_id = i.id) AS disposition
+  FROM inspections i
+  JOIN quality_plans p ON p.part_number = i.plan_part_number AND p.operation = i.plan_operation AND p.version = i.plan_version`;
+
+const iso = (d: Date | string | null) => (d === null ? null : new Date(d).toISOString());
+
+function toDocument(row: any): InspectionDocument {
+  const disposition = row.disposition;
+  return {
+    id: row.id,
+    status: row.status,
+    verdict: disposition ? disposition.finalVerdict : row.verdict,
+    modelVerdict: row.verdict,
+    final: disposition !== null,
+    reason: row.reason,
+    site: row.site,
+    line: row.line,
+    stationId: row.station_id,
+    serial: row.serial,
+    partNumber: row.part_number,
+    lotId: row.lot_id,
+    workOrder: row.work_order,
+    operation: row.operation,
+    operator: row.operator,
+    capturedAt: iso(row.captured_at)!,
+    receivedAt: iso(row.received_at)!,
+    decidedAt: iso(row.decided_at),
+    images: row.images,
+    characteristics: row.characteristics ?? [],
+    models: row.models ?? [],
+    plan: { partNumber: row.plan_part_number, operation: row.plan_operation || null, version: row.plan_version },
+    overlays: row.overlays,
+    disposition: disposition ? { decision: disposition.decision, reason: disposition.reason, by: disposition.by, at: iso(disposition.at)! } : null,
+  };
+}
+
+export async function findInspection(db: Queryable, id: string): Promise<InspectionDocument | null> {
+  const r = await db.query(`${documentQuery} WHERE i.id = $1`, [id]);
+  return r.rows[0] ? toDocument(r.rows[0]) : null;
+}
+
+/** What a worker needs to evaluate an inspection. */
+export interface InspectionWork {
+  id: string;
+  status: 'queued' | 'running' | 'done';
+  plan: QualityPlan;
+  images: { sha256: string; mediaType: string }[];
+}
+
+export async function loadInspectionWork(db: Queryable, id: string): Promise<InspectionWork | null> {
+  const r = await db.query(
+    `UPDATE inspections SET status = CASE WHEN status = 'done' THEN status ELSE 'running' END WHERE id = $1
+     RETURNING status, (SELECT document FROM quality_plans p WHERE p.part_number = plan_part_number AND p.operation = plan_operation AND p.version = plan_version) AS plan,
+       (SELECT json_agg(json_build_object('sha256', sha256, 'mediaType', media_type) ORDER BY view) FROM inspection_images WHERE inspection_id = id) AS images`,
+    [id],
+  );
+  const row = r.rows[0];
+  return row ? { id, status: row.status, plan: row.plan, images: row.images ?? [] } : null;
+}
+
+export interface Overlay { view: number; model: string; kind: string; sha256: string }
+
+/**
+ * Stores the decision and its verdict message in one transaction. Only the first decision
+ * of an inspection counts: a retried job that finds it decided changes nothing.
+ */
+export async function recordDecision(
+  db: Database,
+  id: string,
+  plan: QualityPlan,
+  decision: Decision,
+  models: ModelUsed[],
+  overlays: Overlay[],
+  topicPrefix: string,
+): Promise<{ recorded: boolean; document: InspectionDocument | null }> {
+  return inTransaction(db, async (c) => {
+    const updated = await c.query(
+      `UPDATE inspections i SET status = 'done', verdict = $2, reason = $3, characteristics = $4, models = $5, decided_at = now(),
+         needs_review = $6
+       WHERE id = $1 AND status <> 'done' RETURNING id`,
+      [id, decision.verdict, decision.reason, JSON.stringify(decision.characteristics), JSON.stringify(models),
+        needsReview(decision.verdict, plan)],
+    );
+    if (updated.rowCount === 0) return { recorded: false, document: null };
+    for (const o of overlays) {
+      await c.query('INSERT INTO inspection_artifacts (inspection_id, view, model_id, kind, sha256) VALUES ($1,$2,$3,$4,$5) ON CONFLICT DO NOTHING',
+        [id, o.view, o.model, o.kind, o.sha256]);
+    }
+    const document = (await findInspection(c, id))!;
+    await enqueueVerdictMessage(c, document, null, topicPrefix);
+    return { recorded: true, document };
+  });
+}
+
+async function enqueueVerdictMessage(c: Queryable, doc: InspectionDocument, supersedes: string | null, topicPrefix: string) {
+  const messageId = randomUUID();
+  await c.query('INSERT INTO outbox (message_id, inspection_id, station_id, topic, payload) VALUES ($1,$2,$3,$4,$5)',
+    [messageId, doc.id, doc.stationId, verdictTopic(topicPrefix, doc), JSON.stringify(verdictMessage(doc, messageId, supersedes))]);
+  // Wakes the relay at once instead of at its next poll.
+  await c.query(`SELECT pg_notify('visq_outbox', '')`);
+  return messageId;
+}
+
+export type DispositionOutcome =
+  | { ok: true; document: InspectionDocument }
+  | { ok: false; code: 'not_found' | 'not_decided' | 'not_awaiting_review' | 'already_disposed' };
+
+/** A reviewer's decision: makes the verdict final and queues the superseding message. */
+export async function recordDisposition(
+  db: Database,
+  id: string,
+  username: string,
+  decision: DispositionDecision,
+  reason: string,
+  topicPrefix: string,
+): Promise<DispositionOutcome> {
+  return inTransaction(db, async (c) => {
+    const r = await c.query('SELECT status, needs_review FROM inspections WHERE id = $1 FOR UPDATE', [id]);
+    const row = r.rows[0];
+    if (!row) return { ok: false, code: 'not_found' };
+    if (row.status !== 'done') return { ok: false, code: 'not_decided' };
+    if (!row.needs_review) return { ok: false, code: 'not_awaiting_review' };
+    const inserted = await c.query(
+      `INSERT INTO dispositions (inspection_id, decision, final_verdict, reason, username) VALUES ($1,$2,$3,$4,$5)
+       ON CONFLICT DO NOTHING RETURNING inspection_id`,
+      [id, decision, finalVerdictOf(decision), reason, username],
+    );
+    if (inserted.rowCount === 0) return { ok: false, code: 'already_disposed' };
+    const previous = await c.query('SELECT message_id FROM outbox WHERE inspection_id = $1 ORDER BY seq DESC LIMIT 1', [id]);
+    const document = (await findInspection(c, id))!;
+    await enqueueVerdictMessage(c, document, previous.rows[0]?.message_id ?? null, topicPrefix);
+    return { ok: true, document };
+  });
+}
+
+export interface ReviewFilter { line?: string; stationId?: string; partNumber?: string; lotId?: string; olderThanSeconds?: number; limit: number }
+
+/** Inspections awaiting a person, oldest first. */
+export async function listAwaitingReview(db: Queryable, f: ReviewFilter): Promise<InspectionDocument[]> {
+  const r = await db.query(
+    `${documentQuery}
+     WHERE i.needs_review AND NOT EXISTS (SELECT 1 FROM dispositions d WHERE d.inspection_id = i.id)
+       AND ($1::text IS NULL OR i.line = $1) AND ($2::text IS NULL OR i.station_id = $2)
+       AND ($3::text IS NULL OR i.part_number = $3) AND ($4::text IS NULL OR i.lot_id = $4)
+       AND ($5::int IS NULL OR i.decided_at <= now() - make_interval(secs => $5))
+     ORDER BY i.decided_at, i.id LIMIT $6`,
+    [f.line ?? null, f.stationId ?? null, f.partNumber ?? null, f.lotId ?? null, f.olderThanSeconds ?? null, f.limit],
+  );
+  return r.rows.map(toDocument);
+}
+
+export interface LotPage {
+  lotId: string;
+  partNumbers: string[];
+  counts: { PASS: number; FAIL: number; REVIEW: number; pending: number };
+  inspections: { id: string; serial: string; verdict: string | null; final: boolean }[];
+  nextCursor: string | null;
+}
+
+/** A lot's counts (final verdicts where disposed) and one page of its inspections. */
+export async function findLot(db: Queryable, lotId: string, cursor: { receivedAt: string; id: string } | null, limit: number): Promise<LotPage | null> {
+  const summary = await db.query(
+    `SELECT array_agg(DISTINCT i.part_number ORDER BY i.part_number) AS part_numbers,
+       count(*) FILTER (WHERE coalesce(d.final_verdict, i.verdict) = 'PASS') AS pass,
+       count(*) FILTER (WHERE coalesce(d.final_verdict, i.verdict) = 'FAIL') AS fail,
+       count(*) FILTER (WHERE d.final_verdict IS NULL AND i.verdict = 'REVIEW') AS review,
+       count(*) FILTER (WHERE i.status <> 'done') AS pending
+     FROM inspections i LEFT JOIN dispositions d ON d.inspection_id = i.id WHERE i.lot_id = $1`,
+    [lotId],
+  );
+  const s = summary.rows[0];
+  if (!s || s.part_numbers === null) return null;
+  const page = await db.query(
+    `SELECT i.id, i.serial, coalesce(d.final_verdict, i.verdict) AS verdict, d.inspection_id IS NOT NULL AS final, i.received_at
+     FROM inspections i LEFT JOIN dispositions d ON d.inspection_id = i.id
+     WHERE i.lot_id = $1 AND ($2::timestamptz IS NULL OR (i.received_at, i.id) > ($2, $3::uuid))
+     ORDER BY i.received_at, i.id LIMIT $4`,
+    [lotId, cursor?.receivedAt ?? null, cursor?.id ?? null, limit + 1],
+  );
+  const rows = page.rows.slice(0, limit);
+  const last = rows[rows.length - 1];
+  return {
+    lotId,
+    partNumbers: s.part_numbers,
+    counts: { PASS: Number(s.pass), FAIL: Number(s.fail), REVIEW: Number(s.review), pending: Number(s.pending) },
+    inspections: rows.map((r) => ({ id: r.id, serial: r.serial, verdict: r.verdict, final: r.final })),
+    nextCursor: page.rows.length > limit && last ? Buffer.from(JSON.stringify({ receivedAt: iso(last.received_at), id: last.id })).toString('base64url') : null,
+  };
+}
+
+/** Inspections accepted but still without a verdict: the reconciler makes sure each has a queued job. */
+export async function listUndecided(db: Queryable, olderThanSeconds: number, limit: number): Promise<string[]> {
+  const r = await db.query(
+    `SELECT id FROM inspections WHERE status <> 'done' AND received_at < now() - make_interval(secs => $1) ORDER BY received_at LIMIT $2`,
+    [olderThanSeconds, limit],
+  );
+  return r.rows.map((row) => row.id as string);
+}
