@@ -40,6 +40,10 @@ const envSchema = z.object({
   /** Jobs one worker process holds at once (preprocessing of the next overlaps inference). */
   VISQ_WORKER_CONCURRENCY: positiveInt.optional(),
   VISQ_JOB_ATTEMPTS: positiveInt.default(3),
+  /** Namespace of the queue's keys in a shared Redis. */
+  VISQ_QUEUE_PREFIX: z.string().regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, "_" or "-"').default('visq'),
+  /** How long a worker's claim on a job lasts; a killed worker's jobs are retried after about this long. */
+  VISQ_JOB_LOCK_MS: positiveInt.default(30_000),
   VISQ_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -73,6 +77,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
     inferenceThreads: e.VISQ_INFERENCE_THREADS,
     workerConcurrency: e.VISQ_WORKER_CONCURRENCY,
     jobAttempts: e.VISQ_JOB_ATTEMPTS,
+    queuePrefix: e.VISQ_QUEUE_PREFIX,
+    jobLockMs: e.VISQ_JOB_LOCK_MS,
     logLevel: e.VISQ_LOG_LEVEL,
   };
 }

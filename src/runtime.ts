@@ -116,7 +116,7 @@ async function waitForRedis(rt: Runtime, url: string, waitSeconds = 60): Promise
 }
 
 export async function openQueueBackend(rt: Runtime, databaseUrl: string): Promise<QueueBackend> {
-  const backend = queueBackendFor(rt.config.redisUrl, databaseUrl);
+  const backend = queueBackendFor(rt.config.redisUrl, rt.config.queuePrefix, databaseUrl);
   if (backend.kind === 'redis') await waitForRedis(rt, backend.url);
   return backend;
 }
@@ -127,12 +127,14 @@ export async function openRegistry(rt: Runtime): Promise<ModelRegistry> {
   return registry;
 }
 
+const jobPolicy = (config: Config) => ({ attempts: config.jobAttempts, backoffMs: 2000, lockMs: config.jobLockMs });
+
 export interface ApiHandle { port: number }
 
 /** The HTTP API and the MES link (outbox relay, context, module state). */
 export async function runApi(rt: Runtime, db: Database, backend: QueueBackend, registry: ModelRegistry, databaseUrl: string, mqttUrl: string): Promise<ApiHandle> {
   const { config, log, metrics } = rt;
-  const queue = createInspectionQueue(backend, { attempts: config.jobAttempts, backoffMs: 2000 });
+  const queue = createInspectionQueue(backend, jobPolicy(config));
   rt.onStop(() => queue.close());
   const link = new MesLink({ db, databaseUrl, mqttUrl, site: config.site, topicPrefix: config.topicPrefix, metrics, log });
   link.start();
@@ -172,9 +174,9 @@ export async function runWorker(rt: Runtime, db: Database, backend: QueueBackend
   const threads = config.inferenceThreads ?? os.availableParallelism();
   const pool = new InferencePool(registry, config.imageDir, config.limits.imagePixels, threads);
   const processor = createInspectionProcessor({ db, pool, registry, metrics, log, topicPrefix: config.topicPrefix });
-  const worker = createInspectionWorker(backend, processor, config.workerConcurrency ?? threads * 2);
+  const worker = createInspectionWorker(backend, processor, config.workerConcurrency ?? threads * 2, jobPolicy(config));
   worker.on('error', (err) => log.warn({ err: err.message }, 'queue worker error'));
-  const queue = createInspectionQueue(backend, { attempts: config.jobAttempts, backoffMs: 2000 });
+  const queue = createInspectionQueue(backend, jobPolicy(config));
   const reconciler = new Reconciler(db, queue, config.topicPrefix, log);
   reconciler.start();
   void worker.run();

@@ -9,13 +9,13 @@ export interface InspectionJobData { inspectionId: string }
  * Where the queue lives: Redis when REDIS_URL is set, otherwise BullMQ's PostgreSQL backend
  * (in its own `bullmq` schema of the same database), so a single edge box needs no Redis.
  */
-export type QueueBackend = { kind: 'redis'; url: string } | { kind: 'postgres'; url: string };
+export type QueueBackend = { kind: 'redis'; url: string; prefix: string } | { kind: 'postgres'; url: string };
 
-export function queueBackendFor(redisUrl: string | undefined, databaseUrl: string): QueueBackend {
-  return redisUrl ? { kind: 'redis', url: redisUrl } : { kind: 'postgres', url: databaseUrl };
+export function queueBackendFor(redisUrl: string | undefined, redisPrefix: string, databaseUrl: string): QueueBackend {
+  return redisUrl ? { kind: 'redis', url: redisUrl, prefix: redisPrefix } : { kind: 'postgres', url: databaseUrl };
 }
 
-export interface JobPolicy { attempts: number; backoffMs: number }
+export interface JobPolicy { attempts: number; backoffMs: number; lockMs: number }
 
 export function createInspectionQueue(backend: QueueBackend, policy: JobPolicy): Queue<InspectionJobData> {
   const defaultJobOptions = {
@@ -29,7 +29,7 @@ export function createInspectionQueue(backend: QueueBackend, policy: JobPolicy):
     // Fail fast on the API side: an upload must get an answer, not hang while Redis is away.
     const connection = new Redis(backend.url, { maxRetriesPerRequest: 1, enableOfflineQueue: false });
     connection.on('error', () => {});
-    return new Queue<InspectionJobData>(inspectionQueueName, { connection, defaultJobOptions });
+    return new Queue<InspectionJobData>(inspectionQueueName, { connection, prefix: backend.prefix, defaultJobOptions });
   }
   return new Queue<InspectionJobData>(inspectionQueueName, { connection: { connectionString: backend.url, migrate: true, max: 4 } as never, defaultJobOptions } as never, createPostgresBackend as never);
 }
@@ -38,18 +38,20 @@ export function createInspectionWorker(
   backend: QueueBackend,
   processor: Processor<InspectionJobData>,
   concurrency: number,
+  policy: JobPolicy,
 ): Worker<InspectionJobData> {
   const opts = {
     concurrency,
-    // A worker killed mid-job leaves a stalled job; it goes back to the queue after this long.
-    stalledInterval: 15_000,
+    // A worker killed mid-job leaves a stalled job: once its lock lapses it goes back to the queue.
+    lockDuration: policy.lockMs,
+    stalledInterval: Math.max(1000, Math.round(policy.lockMs / 2)),
     maxStalledCount: 3,
     autorun: false,
   };
   if (backend.kind === 'redis') {
     const connection = new Redis(backend.url, { maxRetriesPerRequest: null });
     connection.on('error', () => {});
-    return new Worker<InspectionJobData>(inspectionQueueName, processor, { ...opts, connection });
+    return new Worker<InspectionJobData>(inspectionQueueName, processor, { ...opts, connection, prefix: backend.prefix });
   }
   return new Worker<InspectionJobData>(inspectionQueueName, processor, { ...opts, connection: { connectionString: backend.url, migrate: true, max: 4 } } as never, createPostgresBackend as never);
 }

@@ -1,0 +1,109 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { startMosquitto, until } from '../support/services.js';
+import { cliJson, createTestDatabase, fixture, MesClient, postImage, startVisq, testEnv, type VisqProcess } from '../support/visq.js';
+
+/** Faults while verdicts are being made: nothing accepted is lost, nothing is decided twice. */
+const dir = fixture('images', 'machined-surface', 'good');
+const pngs = readdirSync(dir).filter((f) => f.endsWith('.png')).sort().map((f) => readFileSync(path.join(dir, f)));
+
+describe('the broker is down while verdicts are made', () => {
+  let database: Awaited<ReturnType<typeof createTestDatabase>>;
+  let cleanup: () => Promise<void>;
+  let visq: VisqProcess;
+  let mes: MesClient;
+
+  afterAll(async () => {
+    await visq?.stop();
+    await mes?.end();
+    await database?.drop();
+    await cleanup?.();
+  });
+
+  it('verdicts wait in the outbox and all arrive, in order, once the broker is back', async () => {
+    let broker = await startMosquitto();
+    database = await createTestDatabase(inject('postgresAdminUrl'));
+    const t = await testEnv({ databaseUrl: database.url, mqttUrl: broker.url, redisUrl: inject('redisUrl') });
+    cleanup = t.cleanup;
+    const { apiKey } = await cliJson(['station', 'add', 'cam-f', '--line', 'l1'], t.env);
+    await cliJson(['plan', 'apply', fixture('plans', 'PN-1001.json')], t.env);
+    visq = await startVisq('start', t.env);
+    mes = await MesClient.connect(broker.url, [`${t.env.VISQ_TOPIC_PREFIX}/+/+/+/verdict`]);
+
+    await broker.stop();
+    await until(async () => (await fetch(`${visq.baseUrl}/readyz`)).status === 503, 'readiness to report the broker');
+    const ids: string[] = [];
+    for (let i = 0; i < 8; i++) {
+      const res = await postImage(visq.baseUrl, apiKey, [{ bytes: pngs[i % pngs.length]! }], { serial: `SN-${i}`, partNumber: 'PN-1001', lotId: 'LOT-F' });
+      expect(res.status).toBe(202);
+      ids.push(res.body.id);
+    }
+    await until(async () => (await database.db.query(`SELECT count(*)::int AS n FROM outbox WHERE sent_at IS NULL`)).rows[0].n === 8, 'all 8 verdicts to be stored unsent', 60_000);
+
+    broker = await startMosquitto(broker.port);
+    const verdicts = await mes.waitForVerdicts(8, 60_000);
+    expect(new Set(verdicts.map((v) => v.messageId)).size).toBe(8);
+    expect(new Set(verdicts.map((v) => v.id))).toEqual(new Set(ids));
+    // In the order they were decided (the outbox order), which is the order the MES must see.
+    const made = await database.db.query('SELECT message_id FROM outbox ORDER BY seq');
+    expect(verdicts.map((v) => v.messageId)).toEqual(made.rows.map((r) => r.message_id));
+    await until(async () => (await database.db.query(`SELECT count(*)::int AS n FROM outbox WHERE sent_at IS NULL`)).rows[0].n === 0, 'the outbox to be marked sent');
+    await visq.stop();
+    await mes.end();
+    await broker.stop();
+  });
+});
+
+describe('a worker is killed in the middle of its jobs', () => {
+  let database: Awaited<ReturnType<typeof createTestDatabase>>;
+  let cleanup: () => Promise<void>;
+  const procs: VisqProcess[] = [];
+  let mes: MesClient;
+
+  afterAll(async () => {
+    for (const p of procs) await p.stop('SIGKILL');
+    await mes?.end();
+    await database?.drop();
+    await cleanup?.();
+  });
+
+  it('its jobs are retried by another worker and each inspection gets exactly one verdict', async () => {
+    database = await createTestDatabase(inject('postgresAdminUrl'));
+    const t = await testEnv({ databaseUrl: database.url, mqttUrl: inject('mqttUrl'), redisUrl: inject('redisUrl'), extra: { VISQ_JOB_LOCK_MS: '2000', VISQ_WORKER_CONCURRENCY: '4' } });
+    cleanup = t.cleanup;
+    const { apiKey } = await cliJson(['station', 'add', 'cam-k', '--line', 'l1'], t.env);
+    await cliJson(['plan', 'apply', fixture('plans', 'PN-1001.json')], t.env);
+    mes = await MesClient.connect(inject('mqttUrl'), [`${t.env.VISQ_TOPIC_PREFIX}/+/+/+/verdict`]);
+    const api = await startVisq('api', t.env);
+    procs.push(api);
+
+    const n = 40;
+    const ids: string[] = [];
+    for (let i = 0; i < n; i++) {
+      const res = await postImage(api.baseUrl, apiKey, [{ bytes: pngs[i % pngs.length]! }], { serial: `SN-${i}`, partNumber: 'PN-1001', lotId: 'LOT-K' });
+      expect(res.status).toBe(202);
+      ids.push(res.body.id);
+    }
+    const queue = new Queue('inspections', { connection: new Redis(inject('redisUrl'), { maxRetriesPerRequest: null }), prefix: t.env.VISQ_QUEUE_PREFIX });
+    const victim = await startVisq('worker', t.env);
+    procs.push(victim);
+    await until(async () => (await queue.getJobCounts('active')).active > 0, 'the worker to hold jobs', 30_000, 5);
+    victim.child.kill('SIGKILL');
+    await victim.exited;
+    const activeAtKill = (await queue.getJobCounts('active')).active;
+    expect(activeAtKill).toBeGreaterThan(0);
+
+    procs.push(await startVisq('worker', t.env));
+    const verdicts = await mes.waitForVerdicts(n, 90_000);
+    expect(new Set(verdicts.map((v) => v.id))).toEqual(new Set(ids));
+    const perInspection = await database.db.query(`SELECT inspection_id, count(*)::int AS n FROM outbox GROUP BY inspection_id`);
+    expect(perInspection.rows).toHaveLength(n);
+    expect(perInspection.rows.every((r) => r.n === 1)).toBe(true);
+    const decided = await database.db.query(`SELECT count(*)::int AS n FROM inspections WHERE status = 'done'`);
+    expect(decided.rows[0].n).toBe(n);
+    await queue.close();
+  });
+});

@@ -1,0 +1,29 @@
+import sharp from 'sharp';
+import { describe, expect, it } from 'vitest';
+import { checkImage } from '../../src/images/image-check.js';
+import { pngBomb } from '../support/images.js';
+
+const image = (format: 'png' | 'jpeg' | 'webp' | 'tiff') =>
+  sharp({ create: { width: 64, height: 48, channels: 3, background: { r: 120, g: 90, b: 60 } } }).toFormat(format).toBuffer();
+
+describe('checkImage', () => {
+  it.each([['png', 'image/png'], ['jpeg', 'image/jpeg'], ['webp', 'image/webp'], ['tiff', 'image/tiff']] as const)('accepts %s by decoding it', async (format, mediaType) => {
+    expect(await checkImage(await image(format), 1e6)).toEqual({ ok: true, mediaType, width: 64, height: 48 });
+  });
+
+  it('refuses images over the pixel limit before decoding them', async () => {
+    const r = await checkImage(pngBomb(30000, 30000), 50_000_000);
+    expect(r).toMatchObject({ ok: false, status: 413, code: 'image_too_large' });
+  });
+
+  it('refuses truncated data', async () => {
+    const jpeg = await sharp({ create: { width: 256, height: 256, channels: 3, background: 'red' } }).jpeg().toBuffer();
+    expect(await checkImage(jpeg.subarray(0, jpeg.length / 2), 1e6)).toMatchObject({ ok: false, status: 415, code: 'corrupt_image' });
+  });
+
+  it('refuses formats visq does not take', async () => {
+    const gif = await sharp({ create: { width: 4, height: 4, channels: 3, background: 'red' } }).gif().toBuffer();
+    expect(await checkImage(gif, 1e6)).toMatchObject({ ok: false, status: 415, code: 'unsupported_image', message: expect.stringContaining('gif') });
+    expect(await checkImage(Buffer.alloc(0), 1e6)).toMatchObject({ ok: false, status: 415 });
+  });
+});
