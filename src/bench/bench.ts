@@ -1,0 +1,180 @@
+/**
+ * `npm run bench`: end-to-end throughput and latency of the pipeline (camera HTTP upload → MQTT
+ * verdict at the MES) against the raw throughput of the same model called directly through
+ * onnxruntime-node on the same preprocessed input, in one run on this machine.
+ */
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { parseArgs } from 'node:util';
+import mqtt from 'mqtt';
+import { loadConfig } from '../config.js';
+import { freePort } from '../embedded/embedded-services.js';
+import { loadModelFolder } from '../inference/model-registry.js';
+import { toInputTensor } from '../inference/preprocess.js';
+
+const root = fileURLToPath(new URL('../../', import.meta.url));
+const { values: args } = parseArgs({
+  options: {
+    json: { type: 'boolean', default: false },
+    seconds: { type: 'string', default: '20' },
+    concurrency: { type: 'string', default: '16' },
+    light: { type: 'string', default: '40' },
+    model: { type: 'string', default: 'surface-anomaly' },
+  },
+});
+const seconds = Number(args.seconds);
+const concurrency = Number(args.concurrency);
+const lightCount = Number(args.light);
+const threads = loadConfig().inferenceThreads ?? os.availableParallelism();
+const say = (s: string) => { if (!args.json) process.stderr.write(`${s}\n`); };
+
+const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+const summary = (ms: number[]) => {
+  const s = [...ms].sort((a, b) => a - b);
+  return { p50: round(percentile(s, 50)), p95: round(percentile(s, 95)), p99: round(percentile(s, 99)), n: s.length };
+};
+const round = (x: number, d = 2) => Math.round(x * 10 ** d) / 10 ** d;
+
+/** The model alone: `threads` worker threads, one session each (as the pipeline's pool), running back to back. */
+async function rawModel(onnxPath: string, inputName: string, data: Float32Array, dims: number[]) {
+  const code = `
+    const { parentPort, workerData } = require('node:worker_threads');
+    const ort = require(${JSON.stringify(path.join(root, 'node_modules', 'onnxruntime-node'))});
+    (async () => {
+      const s = await ort.InferenceSession.create(workerData.onnxPath, { intraOpNumThreads: 1, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: 'all' });
+      const feeds = { [workerData.inputName]: new ort.Tensor('float32', new Float32Array(workerData.data), workerData.dims) };
+      for (let i = 0; i < 5; i++) await s.run(feeds);
+      const times = []; const end = Date.now() + workerData.ms;
+      while (Date.now() < end) { const t = performance.now(); await s.run(feeds); times.push(performance.now() - t); }
+      parentPort.postMessage(times);
+    })();`;
+  const run = (n: number, ms: number) => Promise.all(Array.from({ length: n }, () => new Promise<number[]>((resolve, reject) => {
+    const w = new Worker(code, { eval: true, workerData: { onnxPath, inputName, data, dims, ms } });
+    w.once('message', (t) => { resolve(t); void w.terminate(); });
+    w.once('error', reject);
+  })));
+  const single = (await run(1, 4000)).flat();
+  const parallel = await run(threads, seconds * 1000 / 2);
+  const total = parallel.reduce((a, t) => a + t.length, 0);
+  return { oneCoreMs: summary(single), throughput: round(total / (seconds / 2), 1), threads };
+}
+
+async function main() {
+  const modelsDir = process.env.VISQ_MODELS_DIR ?? path.join(root, 'models');
+  const model = await loadModelFolder(path.join(modelsDir, args.model!));
+  const goodDir = path.join(root, 'fixtures', 'images', 'machined-surface', 'good');
+  const image = await readFile(path.join(goodDir, (await readdir(goodDir)).filter((f) => f.endsWith('.png')).sort()[0]!));
+  const tensor = await toInputTensor(image, model.manifest.input, 50_000_000);
+
+  say(`raw model: ${model.manifest.id}@${model.manifest.version}, ${threads} thread(s), ${seconds / 2} s…`);
+  const raw = await rawModel(model.onnxPath, model.manifest.input.name, tensor.data, tensor.dims);
+
+  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'visq-bench-'));
+  const port = await freePort();
+  const env: Record<string, string> = {
+    ...process.env as Record<string, string>,
+    VISQ_DATA_DIR: dataDir, VISQ_HTTP_PORT: String(port), VISQ_HTTP_HOST: '127.0.0.1', VISQ_MODELS_DIR: modelsDir,
+    VISQ_EMBEDDED_PG_PORT: process.env.VISQ_EMBEDDED_PG_PORT ?? String(await freePort()),
+    VISQ_EMBEDDED_MQTT_PORT: process.env.VISQ_EMBEDDED_MQTT_PORT ?? String(await freePort()),
+    VISQ_TOPIC_PREFIX: `bench${port}`, VISQ_QUEUE_PREFIX: `bench${port}`, VISQ_LOG_LEVEL: 'warn',
+  };
+  const cli = path.join(root, 'dist', 'cli.js');
+  const admin = async (a: string[]) => new Promise<any>((resolve, reject) => {
+    const c = spawn(process.execPath, [cli, ...a], { env });
+    let out = '';
+    c.stdout.on('data', (d) => (out += d));
+    c.on('close', (code) => (code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`visq ${a.join(' ')} exited ${code}`))));
+  });
+  const visq = spawn(process.execPath, [cli, 'start'], { env, stdio: ['ignore', 'ignore', 'inherit'] });
+  try {
+    const base = `http://127.0.0.1:${port}`;
+    await until(async () => (await fetch(`${base}/readyz`).catch(() => null))?.status === 200, 90_000);
+    const { apiKey } = await admin(['station', 'add', 'bench-cam', '--line', 'bench']);
+    await admin(['plan', 'apply', path.join(root, 'fixtures', 'plans', 'PN-1001.json')]);
+    const mqttUrl = env.MQTT_URL ?? `mqtt://127.0.0.1:${env.VISQ_EMBEDDED_MQTT_PORT}`;
+    const mes = await mqtt.connectAsync(mqttUrl);
+    const arrived = new Map<string, number>();
+    let wake = () => {};
+    mes.on('message', (_t, payload) => { arrived.set(JSON.parse(payload.toString()).id, performance.now()); wake(); });
+    await mes.subscribeAsync(`${env.VISQ_TOPIC_PREFIX}/+/+/+/verdict`, { qos: 1 });
+
+    const upload = async (serial: string) => {
+      const t = performance.now();
+      const res = await fetch(`${base}/v1/inspections?serial=${serial}&partNumber=PN-1001&lotId=BENCH`, {
+        method: 'POST', headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'image/png' }, body: image,
+      });
+      if (res.status !== 202) throw new Error(`upload answered ${res.status}: ${await res.text()}`);
+      return { id: ((await res.json()) as { id: string }).id, t };
+    };
+    const waitFor = (id: string) => new Promise<number>((resolve) => {
+      const check = () => { const at = arrived.get(id); if (at !== undefined) resolve(at); else setTimeout(check, 1); };
+      check();
+    });
+
+    say('light load: one upload at a time…');
+    for (let i = 0; i < 5; i++) { const u = await upload(`warm-${i}`); await waitFor(u.id); }
+    const light: number[] = [];
+    for (let i = 0; i < lightCount; i++) {
+      const u = await upload(`light-${i}`);
+      light.push((await waitFor(u.id)) - u.t);
+    }
+
+    say(`saturation: ${concurrency} cameras posting for ${seconds} s…`);
+    const sent: { id: string; t: number }[] = [];
+    const end = performance.now() + seconds * 1000;
+    let n = 0;
+    await Promise.all(Array.from({ length: concurrency }, async () => {
+      while (performance.now() < end) sent.push(await upload(`sat-${n++}`));
+    }));
+    const deadline = performance.now() + 120_000;
+    while (sent.some((s) => !arrived.has(s.id)) && performance.now() < deadline) await new Promise<void>((r) => { wake = r; setTimeout(r, 50); });
+    const lost = sent.filter((s) => !arrived.has(s.id)).length;
+    const first = Math.min(...sent.map((s) => s.t));
+    const last = Math.max(...sent.map((s) => arrived.get(s.id) ?? 0));
+    const throughput = round(sent.length / ((last - first) / 1000), 1);
+    const latencies = sent.filter((s) => arrived.has(s.id)).map((s) => arrived.get(s.id)! - s.t);
+    await mes.endAsync();
+
+    const queue = env.REDIS_URL ? 'redis' : 'postgres';
+    const result = {
+      machine: { cores: os.availableParallelism(), cpu: os.cpus()[0]?.model, node: process.version },
+      model: { id: model.manifest.id, version: model.manifest.version, input: `${model.manifest.input.width}x${model.manifest.input.height}` },
+      queue, inferenceThreads: threads,
+      raw: { throughputPerSecond: raw.throughput, oneCoreLatencyMs: raw.oneCoreMs },
+      endToEnd: { throughputPerSecond: throughput, images: sent.length, lost, latencyMs: summary(latencies), concurrency },
+      lightLoad: { latencyMs: summary(light), overRawP50Ms: round(summary(light).p50 - raw.oneCoreMs.p50) },
+      ratio: round(throughput / raw.throughput, 3),
+    };
+    if (args.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+    else {
+      const r = result;
+      process.stdout.write([
+        `visq bench — ${r.machine.cores} cores (${r.machine.cpu}), node ${r.machine.node}, queue: ${r.queue}, model ${r.model.id}@${r.model.version} (${r.model.input}), ${threads} inference thread(s)`,
+        `raw model (onnxruntime-node, same input): ${r.raw.throughputPerSecond} images/s on ${threads} thread(s); one core p50 ${r.raw.oneCoreLatencyMs.p50} ms`,
+        `end to end (HTTP upload → MQTT verdict):  ${r.endToEnd.throughputPerSecond} images/s at ${concurrency} concurrent uploads (${r.endToEnd.images} images, ${r.endToEnd.lost} lost)`,
+        `  latency at saturation p50/p95/p99: ${r.endToEnd.latencyMs.p50} / ${r.endToEnd.latencyMs.p95} / ${r.endToEnd.latencyMs.p99} ms`,
+        `  latency at light load p50/p95/p99: ${r.lightLoad.latencyMs.p50} / ${r.lightLoad.latencyMs.p95} / ${r.lightLoad.latencyMs.p99} ms (p50 is ${r.lightLoad.overRawP50Ms} ms over the raw model's)`,
+        `ratio end-to-end ÷ raw: ${r.ratio}`,
+      ].join('\n') + '\n');
+    }
+    if (lost) process.exitCode = 1;
+  } finally {
+    visq.kill('SIGTERM');
+    await new Promise((r) => visq.once('exit', r));
+    await rm(dataDir, { recursive: true, force: true });
+  }
+}
+
+async function until(check: () => Promise<boolean>, timeoutMs: number) {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error('visq did not become ready');
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+await main();
