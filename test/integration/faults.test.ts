@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Queue } from 'bullmq';
@@ -106,4 +107,46 @@ describe('a worker is killed in the middle of its jobs', () => {
     expect(decided.rows[0].n).toBe(n);
     await queue.close();
   });
+});
+
+describe('images that cannot be evaluated', () => {
+  let database: Awaited<ReturnType<typeof createTestDatabase>>;
+  let cleanup: () => Promise<void>;
+  const procs: VisqProcess[] = [];
+
+  afterAll(async () => {
+    for (const p of procs) await p.stop();
+    await database?.drop();
+    await cleanup?.();
+  });
+
+  it('a stored image found corrupt at inference is decided REVIEW with a reason, at once; one that vanished, after its retries', async () => {
+    const { writeFile, rm } = await import('node:fs/promises');
+    database = await createTestDatabase(inject('postgresAdminUrl'));
+    const t = await testEnv({ databaseUrl: database.url, mqttUrl: inject('mqttUrl'), redisUrl: inject('redisUrl') });
+    cleanup = t.cleanup;
+    const { apiKey } = await cliJson(['station', 'add', 'cam-c', '--line', 'l1'], t.env);
+    await cliJson(['plan', 'apply', fixture('plans', 'PN-1001.json')], t.env);
+    const mes = await MesClient.connect(inject('mqttUrl'), [`${t.env.VISQ_TOPIC_PREFIX}/+/+/+/verdict`]);
+    const api = await startVisq('api', t.env);
+    procs.push(api);
+
+    // No worker yet: damage the image store behind the API's back, as a failing disk would.
+    const stored = (sha: string) => path.join(t.env.VISQ_DATA_DIR!, 'images', sha.slice(0, 2), sha.slice(2, 4), sha);
+    const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+    const corrupt = await postImage(api.baseUrl, apiKey, [{ bytes: pngs[0]! }], { serial: 'SN-C', partNumber: 'PN-1001', lotId: 'LOT-C' });
+    const vanished = await postImage(api.baseUrl, apiKey, [{ bytes: pngs[1]! }], { serial: 'SN-V', partNumber: 'PN-1001', lotId: 'LOT-C' });
+    await writeFile(stored(sha(pngs[0]!)), pngs[0]!.subarray(0, 100));
+    await rm(stored(sha(pngs[1]!)));
+
+    procs.push(await startVisq('worker', t.env));
+    const [c, v] = await Promise.all([
+      until(() => mes.verdicts().some((m) => m.id === corrupt.body.id), 'the corrupt image\'s verdict', 30_000),
+      until(() => mes.verdicts().some((m) => m.id === vanished.body.id), 'the vanished image\'s verdict', 60_000),
+    ]).then(() => [corrupt, vanished].map((r) => mes.verdicts().find((m) => m.id === r.body.id)));
+    expect(c).toMatchObject({ verdict: 'REVIEW', reason: expect.stringMatching(/image 0 .* cannot be used/) });
+    expect(c.characteristics[0]).toMatchObject({ result: 'review', value: null });
+    expect(v).toMatchObject({ verdict: 'REVIEW', reason: expect.stringMatching(/after 3 attempts: .*not in the store/) });
+    await mes.end();
+  }, 90_000);
 });
