@@ -129,7 +129,7 @@ CREATE TABLE outbox (
   inspection_id  uuid NOT NULL REFERENCES inspections(id),
   station_id     text NOT NULL,
   topic          text NOT NULL,
-  payload        jsonb NOT NULL,
+  payload        json NOT NULL, -- json, not jsonb: the message is sent exactly as it was written
   created_at     timestamptz NOT NULL DEFAULT now(),
   sent_at        timestamptz
 );

@@ -77,11 +77,11 @@ export async function runDemo(imageCount: number): Promise<void> {
     await waitFor(async () => received.length >= posted.size, 120_000, 'all verdicts to reach the MES', (r) => { notify = r; });
 
     print();
-    print(`${'serial'.padEnd(9)} ${'image'.padEnd(26)} ${'fixture'.padEnd(9)} ${'verdict'.padEnd(7)} ${'anomaly_score'.padStart(13)}  ${'decided in'.padStart(10)}`);
+    print(`${'serial'.padEnd(9)} ${'image'.padEnd(28)} ${'fixture'.padEnd(9)} ${'verdict'.padEnd(7)} ${'anomaly_score'.padStart(13)}  ${'decided in'.padStart(10)}`);
     for (const m of received) {
       const p = posted.get(m.id)!;
       const score = m.characteristics[0]?.value;
-      print(`${p.serial.padEnd(9)} ${p.file.padEnd(26)} ${p.expected.padEnd(9)} ${String(m.verdict).padEnd(7)} ${(score === null || score === undefined ? '—' : score.toFixed(3)).padStart(13)}  ${String(Math.round(Date.parse(m.decidedAt!) - Date.parse(m.receivedAt))).padStart(7)} ms`);
+      print(`${p.serial.padEnd(9)} ${p.file.padEnd(28)} ${p.expected.padEnd(9)} ${String(m.verdict).padEnd(7)} ${(score === null || score === undefined ? '—' : score.toFixed(3)).padStart(13)}  ${String(Math.round(Date.parse(m.decidedAt!) - Date.parse(m.receivedAt))).padStart(7)} ms`);
     }
     const lot = await (await fetch(`${base}/v1/lots/${lotId}`, { headers: { authorization: `Bearer ${token}` } })).json() as { counts: Record<string, number> };
     print();

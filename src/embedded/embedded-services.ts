@@ -1,4 +1,4 @@
-import { mkdir, stat } from 'node:fs/promises';
+import { chmod, mkdir, stat } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { Aedes } from 'aedes';
@@ -25,6 +25,9 @@ export async function startEmbeddedPostgres(dataDir: string, port: number, log: 
   const dir = path.join(dataDir, 'postgres');
   const usePort = port || (await freePort());
   await mkdir(dataDir, { recursive: true });
+  const asRoot = process.getuid?.() === 0;
+  // As root, the server runs as its own user, which must be able to pass through the data directory.
+  if (asRoot) await chmod(dataDir, ((await stat(dataDir)).mode & 0o777) | 0o711);
   const initialised = await stat(path.join(dir, 'PG_VERSION')).then(() => true, () => false);
   const EmbeddedPostgres = await importWithoutSignalHooks();
   const pg = new EmbeddedPostgres({
@@ -34,7 +37,7 @@ export async function startEmbeddedPostgres(dataDir: string, port: number, log: 
     password: 'visq-embedded',
     persistent: true,
     // PostgreSQL refuses to run as root; the package then runs it as a dedicated user.
-    createPostgresUser: process.getuid?.() === 0,
+    createPostgresUser: asRoot,
     postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=200'],
     onLog: (m: string) => log.trace({ embeddedPostgres: String(m).trim() }),
     onError: (m: unknown) => log.debug({ embeddedPostgres: String(m).trim() }),

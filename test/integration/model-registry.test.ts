@@ -89,7 +89,7 @@ describe('a plan that names several models', () => {
       expect(res.status).toBe(202);
       const [v] = await mes.waitForVerdicts(1);
       const shippedVersion = JSON.parse(await readFile(path.join(shipped, 'model.json'), 'utf8')).version;
-      expect(v.models.map((m: any) => `${m.id}@${m.version}`).sort()).toEqual([`surface-anomaly@${shippedVersion}`, 'surface-anomaly-b@9.9.9']);
+      expect(v.models.map((m: any) => `${m.id}@${m.version}`).sort()).toEqual([`surface-anomaly@${shippedVersion}`, 'surface-anomaly-b@9.9.9'].sort());
       expect(v.characteristics.map((c: any) => c.name)).toEqual(['a', 'b']);
       // The same bytes through the same graph give the same value, whichever model id carries it.
       expect(v.characteristics[0].value).toBeCloseTo(v.characteristics[1].value, 6);

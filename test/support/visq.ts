@@ -140,7 +140,7 @@ export class MesClient {
   static async connect(url: string, subscriptions: string[]): Promise<MesClient> {
     const client = await mqtt.connectAsync(url, { clientId: `test-mes-${randomBytes(4).toString('hex')}`, reconnectPeriod: 500 });
     const mes = new MesClient(client);
-    await client.subscribeAsync(subscriptions, { qos: 1 });
+    if (subscriptions.length) await client.subscribeAsync(subscriptions, { qos: 1 });
     return mes;
   }
 
