@@ -2,17 +2,17 @@
 import { readFile } from 'node:fs/promises';
 import { Command, CommanderError, Option } from 'commander';
 import { roles, type Role } from './access/roles.js';
+import { InputError } from './cli-errors.js';
 import { ConfigError, loadConfig } from './config.js';
 import { ModelLoadError, loadRegistry, measureCatalog } from './inference/model-registry.js';
 import { createLogger } from './logger.js';
+import { registerModelCommands } from './model-fit/commands.js';
 import { createMetrics } from './ops/metrics.js';
 import { validateQualityPlan } from './quality/quality-plan.js';
 import { openDatabase, openQueueBackend, openRegistry, resolveDatabaseUrl, resolveMqttUrl, runApi, runWorker, Runtime, UsageError } from './runtime.js';
 import { storePlanVersion } from './traceability/quality-plans.js';
 import { AlreadyExistsError, addStation, addUser } from './traceability/stations-and-users.js';
 
-/** Bad input or usage: exit 2 (CONTRACT.md "Command line"). */
-class InputError extends Error {}
 
 function runtime(component: string, quiet = false): Runtime {
   const config = loadConfig();
@@ -148,6 +148,8 @@ program.command('demo').description('run a demo lot of fixture images through th
     if (!Number.isInteger(n) || n < 1) throw new InputError('--images must be a positive integer');
     await runDemo(n);
   });
+
+registerModelCommands(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -32,7 +32,12 @@ export async function checkImage(bytes: Buffer, maxPixels: number): Promise<Imag
     return { ok: false, status: 413, code: 'image_too_large', message: `the image is ${width}×${height} = ${width * height} pixels; the limit is ${maxPixels}` };
   }
   try {
-    await sharp(bytes, { limitInputPixels: maxPixels, failOn: 'truncated', sequentialRead: true }).stats();
+    // Reading every pixel into a tiny thumbnail finds truncation and corruption without holding the
+    // whole decoded image in memory (shrink-on-load off, so nothing is skipped).
+    await sharp(bytes, { limitInputPixels: maxPixels, failOn: 'truncated', sequentialRead: true })
+      .resize(8, 8, { fit: 'fill', fastShrinkOnLoad: false })
+      .raw()
+      .toBuffer();
   } catch (err) {
     return { ok: false, status: 415, code: 'corrupt_image', message: `the ${meta.format} image cannot be decoded: ${(err as Error).message}` };
   }

@@ -31,6 +31,9 @@ export type InferenceResult =
   | { ok: false; reason: string };
 
 const data = workerData as InferenceThreadData;
+// Each inference thread is one unit of CPU; libvips threads of its own would only contend with the others.
+sharp.concurrency(1);
+sharp.cache(false);
 const store = new FilesystemImageStore(data.imageDir);
 const models = new Map(data.models.map((m) => [m.manifest.id, m]));
 const sessions = new Map<string, Promise<ort.InferenceSession>>();
@@ -81,7 +84,7 @@ export default async function infer(task: InferenceTask): Promise<InferenceResul
       const out = measuresOf(model.manifest, outputs);
       measures[id] = Object.fromEntries(out.measures);
       for (const o of out.overlays) {
-        const png = await sharp(Buffer.from(o.pixels.buffer, o.pixels.byteOffset, o.pixels.byteLength), { raw: { width: o.width, height: o.height, channels: 1 } }).png().toBuffer();
+        const png = await sharp(Buffer.from(o.pixels.buffer, o.pixels.byteOffset, o.pixels.byteLength), { raw: { width: o.width, height: o.height, channels: 1 } }).png({ compressionLevel: 2 }).toBuffer();
         overlays.push({ view, model: id, kind: o.kind, sha256: await store.put(png) });
       }
     }
