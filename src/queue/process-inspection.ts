@@ -4,7 +4,7 @@ import { decide, undecidable, type Decision, type ViewMeasures } from '../qualit
 import type { QualityPlan } from '../quality/quality-plan.js';
 import type { Database } from '../traceability/database.js';
 import type { ModelUsed } from '../traceability/inspection-document.js';
-import { loadInspectionWork, recordDecision, type Overlay } from '../traceability/inspections.js';
+import { claimInspection, recordDecision, type InspectionWork, type Overlay } from '../traceability/inspections.js';
 import type { InferencePool } from '../inference/inference-pool.js';
 import type { ModelRegistry } from '../inference/model-registry.js';
 import type { InspectionJob } from './inspection-queue.js';
@@ -29,19 +29,19 @@ export function createInspectionProcessor(deps: ProcessorDeps) {
   return async (job: InspectionJob): Promise<ProcessOutcome> => {
     const id = job.data.inspectionId;
     const log = deps.log.child({ inspectionId: id, jobAttempt: job.attemptsMade + 1 });
-    const work = await loadInspectionWork(deps.db, id);
+    const work = await claimInspection(deps.db, id);
     if (!work) {
       log.error('job for an inspection that does not exist');
       return 'unknown_inspection';
     }
-    if (work.status === 'done') return 'already_decided';
+    if (work.document.status === 'done') return 'already_decided';
 
     const lastAttempt = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
     let decision: Decision;
     let models: ModelUsed[] = [];
     let overlays: Overlay[] = [];
     try {
-      ({ decision, models, overlays } = await evaluate(deps, work.plan, work.images.map((i) => i.sha256)));
+      ({ decision, models, overlays } = await evaluate(deps, work.plan, work.document.images.map((i) => i.sha256)));
     } catch (err) {
       if (!lastAttempt) {
         log.warn({ err }, 'inspection failed; the queue will retry it');
@@ -50,7 +50,7 @@ export function createInspectionProcessor(deps: ProcessorDeps) {
       log.error({ err }, 'inspection failed on its last attempt; deciding REVIEW');
       decision = undecidable(work.plan, `evaluation failed after ${job.attemptsMade + 1} attempts: ${(err as Error).message}`);
     }
-    return finish(deps, log, id, work.plan, decision, models, overlays);
+    return finish(deps, log, work, decision, models, overlays);
   };
 }
 
@@ -73,9 +73,9 @@ async function evaluate(deps: ProcessorDeps, plan: QualityPlan, images: string[]
   return { decision: decide(plan, views), models, overlays: result.overlays };
 }
 
-async function finish(deps: ProcessorDeps, log: Logger, id: string, plan: QualityPlan, decision: Decision, models: ModelUsed[], overlays: Overlay[]): Promise<ProcessOutcome> {
-  const { recorded, document } = await recordDecision(deps.db, id, plan, decision, models, overlays, deps.topicPrefix);
-  if (!recorded || !document) return 'already_decided';
+async function finish(deps: ProcessorDeps, log: Logger, work: InspectionWork, decision: Decision, models: ModelUsed[], overlays: Overlay[]): Promise<ProcessOutcome> {
+  const { recorded, document } = await recordDecision(deps.db, work, decision, models, overlays, deps.topicPrefix);
+  if (!recorded) return 'already_decided';
   deps.metrics.verdicts.inc({ verdict: decision.verdict });
   deps.metrics.decisionLatency.observe((Date.parse(document.decidedAt!) - Date.parse(document.receivedAt)) / 1000);
   log.info({ verdict: decision.verdict, reason: decision.reason }, 'inspection decided');

@@ -2,7 +2,7 @@ import type { Queue } from 'bullmq';
 import type { Logger } from '../logger.js';
 import { undecidable } from '../quality/decision.js';
 import type { Database } from '../traceability/database.js';
-import { listUndecided, loadInspectionWork, recordDecision } from '../traceability/inspections.js';
+import { claimInspection, listUndecided, recordDecision } from '../traceability/inspections.js';
 import { enqueueInspection, type InspectionJobData } from './inspection-queue.js';
 
 /**
@@ -43,9 +43,9 @@ export class Reconciler {
         requeued++;
         this.log.warn({ inspectionId: id, state }, 'undecided inspection had no job; enqueued again');
       } else if (state === 'failed') {
-        const work = await loadInspectionWork(this.db, id);
-        if (work && work.status !== 'done') {
-          await recordDecision(this.db, id, work.plan, undecidable(work.plan, `processing failed: ${job?.failedReason ?? 'unknown error'}`), [], [], this.topicPrefix);
+        const work = await claimInspection(this.db, id);
+        if (work && work.document.status !== 'done') {
+          await recordDecision(this.db, work, undecidable(work.plan, `processing failed: ${job?.failedReason ?? 'unknown error'}`), [], [], this.topicPrefix);
           failed++;
           this.log.error({ inspectionId: id, reason: job?.failedReason }, 'job failed for good; decided REVIEW');
         }

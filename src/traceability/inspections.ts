@@ -30,26 +30,27 @@ export interface NewInspection {
  * the new one, or the earlier one with the same station and Idempotency-Key.
  */
 export async function recordInspection(db: Database, ins: NewInspection): Promise<{ id: string; created: boolean }> {
-  return inTransaction(db, async (c) => {
-    await c.query('INSERT INTO lots (lot_id) VALUES ($1) ON CONFLICT DO NOTHING', [ins.lotId]);
-    const inserted = await c.query(
-      `INSERT INTO inspections (id, station_id, site, line, serial, part_number, lot_id, work_order, operation, operator,
+  // One statement (one round trip, one implicit transaction): lot, inspection and its images.
+  const inserted = await db.query(
+    `WITH lot AS (INSERT INTO lots (lot_id) VALUES ($7) ON CONFLICT DO NOTHING),
+     ins AS (
+       INSERT INTO inspections (id, station_id, site, line, serial, part_number, lot_id, work_order, operation, operator,
          idempotency_key, captured_at, plan_part_number, plan_operation, plan_version)
        VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15)
-       ON CONFLICT (station_id, idempotency_key) DO NOTHING RETURNING id`,
-      [ins.id, ins.stationId, ins.site, ins.line, ins.serial, ins.partNumber, ins.lotId, ins.workOrder, ins.operation,
-        ins.operator, ins.idempotencyKey, ins.capturedAt, ins.plan.partNumber, ins.plan.operation, ins.plan.version],
-    );
-    if (inserted.rowCount === 0) {
-      const earlier = await c.query('SELECT id FROM inspections WHERE station_id = $1 AND idempotency_key = $2', [ins.stationId, ins.idempotencyKey]);
-      return { id: earlier.rows[0].id as string, created: false };
-    }
-    for (const [view, img] of ins.images.entries()) {
-      await c.query('INSERT INTO inspection_images (inspection_id, view, sha256, media_type, width, height) VALUES ($1,$2,$3,$4,$5,$6)',
-        [ins.id, view, img.sha256, img.mediaType, img.width, img.height]);
-    }
-    return { id: ins.id, created: true };
-  });
+       ON CONFLICT (station_id, idempotency_key) DO NOTHING RETURNING id),
+     img AS (
+       INSERT INTO inspection_images (inspection_id, view, sha256, media_type, width, height)
+       SELECT ins.id, v.view - 1, v.sha256, v.media_type, v.width, v.height
+       FROM ins, unnest($16::text[], $17::text[], $18::int[], $19::int[]) WITH ORDINALITY AS v(sha256, media_type, width, height, view))
+     SELECT id FROM ins`,
+    [ins.id, ins.stationId, ins.site, ins.line, ins.serial, ins.partNumber, ins.lotId, ins.workOrder, ins.operation,
+      ins.operator, ins.idempotencyKey, ins.capturedAt, ins.plan.partNumber, ins.plan.operation, ins.plan.version,
+      ins.images.map((i) => i.sha256), ins.images.map((i) => i.mediaType), ins.images.map((i) => i.width), ins.images.map((i) => i.height)],
+  );
+  if (inserted.rowCount === 1) return { id: ins.id, created: true };
+  // The same Idempotency-Key from the same station, accepted before (possibly a moment ago by a concurrent request).
+  const earlier = await findInspectionIdByIdempotencyKey(db, ins.stationId, ins.idempotencyKey!);
+  return { id: earlier!, created: false };
 }
 
 export async function findInspectionIdByIdempotencyKey(db: Queryable, stationId: string, key: string): Promise<string | null> {
@@ -105,57 +106,72 @@ export async function findInspection(db: Queryable, id: string): Promise<Inspect
   return r.rows[0] ? toDocument(r.rows[0]) : null;
 }
 
-/** What a worker needs to evaluate an inspection. */
+/** What a worker needs to evaluate an inspection: its document as it stands, and its plan. */
 export interface InspectionWork {
-  id: string;
-  status: 'queued' | 'running' | 'done';
+  document: InspectionDocument;
   plan: QualityPlan;
-  images: { sha256: string; mediaType: string }[];
 }
 
-export async function loadInspectionWork(db: Queryable, id: string): Promise<InspectionWork | null> {
+/** Marks the inspection running (unless decided) and returns it, in one round trip. */
+export async function claimInspection(db: Queryable, id: string): Promise<InspectionWork | null> {
   const r = await db.query(
-    `UPDATE inspections SET status = CASE WHEN status = 'done' THEN status ELSE 'running' END WHERE id = $1
-     RETURNING status, (SELECT document FROM quality_plans p WHERE p.part_number = plan_part_number AND p.operation = plan_operation AND p.version = plan_version) AS plan,
-       (SELECT json_agg(json_build_object('sha256', sha256, 'mediaType', media_type) ORDER BY view) FROM inspection_images WHERE inspection_id = id) AS images`,
+    `WITH claimed AS (UPDATE inspections SET status = 'running' WHERE id = $1 AND status = 'queued' RETURNING id)
+     ${documentQuery} WHERE i.id = $1`,
     [id],
   );
   const row = r.rows[0];
-  return row ? { id, status: row.status, plan: row.plan, images: row.images ?? [] } : null;
+  if (!row) return null;
+  const document = toDocument(row);
+  // The statement's snapshot predates its own update.
+  if (document.status === 'queued') document.status = 'running';
+  return { document, plan: row.plan_document };
 }
 
 export interface Overlay { view: number; model: string; kind: string; sha256: string }
 
 /**
- * Stores the decision and its verdict message in one transaction. Only the first decision
- * of an inspection counts: a retried job that finds it decided changes nothing.
+ * Stores the decision, its overlays and its verdict message atomically (one statement). Only the
+ * first decision of an inspection counts: a retried job that finds it decided changes nothing.
  */
 export async function recordDecision(
-  db: Database,
-  id: string,
-  plan: QualityPlan,
+  db: Queryable,
+  work: InspectionWork,
   decision: Decision,
   models: ModelUsed[],
   overlays: Overlay[],
   topicPrefix: string,
-): Promise<{ recorded: boolean; document: InspectionDocument | null }> {
-  return inTransaction(db, async (c) => {
-    const updated = await c.query(
-      `UPDATE inspections i SET status = 'done', verdict = $2, reason = $3, characteristics = $4, models = $5, decided_at = now(),
-         needs_review = $6
-       WHERE id = $1 AND status <> 'done' RETURNING id`,
-      [id, decision.verdict, decision.reason, JSON.stringify(decision.characteristics), JSON.stringify(models),
-        needsReview(decision.verdict, plan)],
-    );
-    if (updated.rowCount === 0) return { recorded: false, document: null };
-    for (const o of overlays) {
-      await c.query('INSERT INTO inspection_artifacts (inspection_id, view, model_id, kind, sha256) VALUES ($1,$2,$3,$4,$5) ON CONFLICT DO NOTHING',
-        [id, o.view, o.model, o.kind, o.sha256]);
-    }
-    const document = (await findInspection(c, id))!;
-    await enqueueVerdictMessage(c, document, null, topicPrefix);
-    return { recorded: true, document };
-  });
+): Promise<{ recorded: boolean; document: InspectionDocument }> {
+  const decidedAt = new Date();
+  const document: InspectionDocument = {
+    ...work.document,
+    status: 'done',
+    verdict: decision.verdict,
+    modelVerdict: decision.verdict,
+    reason: decision.reason,
+    decidedAt: decidedAt.toISOString(),
+    characteristics: decision.characteristics,
+    models,
+    overlays,
+  };
+  const messageId = randomUUID();
+  const r = await db.query(
+    `WITH decided AS (
+       UPDATE inspections SET status = 'done', verdict = $2, reason = $3, characteristics = $4, models = $5, decided_at = $6, needs_review = $7
+       WHERE id = $1 AND status <> 'done' RETURNING id),
+     overlays AS (
+       INSERT INTO inspection_artifacts (inspection_id, view, model_id, kind, sha256)
+       SELECT decided.id, o.view, o.model, o.kind, o.sha256 FROM decided, unnest($8::int[], $9::text[], $10::text[], $11::text[]) AS o(view, model, kind, sha256)),
+     message AS (
+       INSERT INTO outbox (message_id, inspection_id, station_id, topic, payload)
+       SELECT $12, decided.id, $13, $14, $15 FROM decided RETURNING seq)
+     -- Wakes the relay at once instead of at its next poll.
+     SELECT pg_notify('visq_outbox', '') FROM message`,
+    [work.document.id, decision.verdict, decision.reason, JSON.stringify(decision.characteristics), JSON.stringify(models), decidedAt,
+      needsReview(decision.verdict, work.plan),
+      overlays.map((o) => o.view), overlays.map((o) => o.model), overlays.map((o) => o.kind), overlays.map((o) => o.sha256),
+      messageId, document.stationId, verdictTopic(topicPrefix, document), JSON.stringify(verdictMessage(document, messageId, null))],
+  );
+  return { recorded: r.rowCount === 1, document };
 }
 
 async function enqueueVerdictMessage(c: Queryable, doc: InspectionDocument, supersedes: string | null, topicPrefix: string) {
