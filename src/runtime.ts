@@ -77,7 +77,7 @@ async function reachable(url: string): Promise<boolean> {
 }
 
 /** Waits for PostgreSQL (retrying for a while, saying why), migrates, and returns a pool. */
-export async function openDatabase(rt: Runtime, url: string, waitSeconds = 60): Promise<Database> {
+export async function openDatabase(rt: Runtime, url: string, waitSeconds = rt.config.startupWaitSeconds): Promise<Database> {
   const deadline = Date.now() + waitSeconds * 1000;
   for (let attempt = 1; ; attempt++) {
     try {
@@ -95,7 +95,7 @@ export async function openDatabase(rt: Runtime, url: string, waitSeconds = 60): 
   return db;
 }
 
-async function waitForRedis(rt: Runtime, url: string, waitSeconds = 60): Promise<void> {
+async function waitForRedis(rt: Runtime, url: string, waitSeconds = rt.config.startupWaitSeconds): Promise<void> {
   const deadline = Date.now() + waitSeconds * 1000;
   for (;;) {
     const r = new Redis(url, { maxRetriesPerRequest: 0, enableOfflineQueue: true, lazyConnect: true, retryStrategy: () => null });

@@ -1,4 +1,4 @@
-import express, { type Express } from 'express';
+import express, { type Express, type Response } from 'express';
 import { pinoHttp } from 'pino-http';
 import { randomUUID } from 'node:crypto';
 import type { ImageStore } from '../images/image-store.js';
@@ -41,6 +41,11 @@ export function createHttpApp(deps: HttpAppDeps): Express {
     serializers: {
       req: (req) => ({ id: req.id, method: req.method, url: req.url, remoteAddress: req.remoteAddress }),
       res: (res) => ({ statusCode: res.statusCode }),
+    },
+    // The request's log line names the inspection it created or touched.
+    customProps: (_req, res) => {
+      const inspectionId = (res as unknown as Response).locals?.inspectionId as string | undefined;
+      return inspectionId ? { inspectionId } : {};
     },
     customLogLevel: (_req, res, err) => (err || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'warn' : 'info'),
   }));

@@ -43,6 +43,7 @@ export function inspectionRoutes(deps: InspectionRoutesDeps): Router {
   }, async (req, res) => {
     const station = req.principal as Extract<Request['principal'], { kind: 'station' }>;
     const outcome = await acceptUpload(deps, station, req);
+    res.locals.inspectionId = outcome.id;
     deps.metrics.uploads.inc({ outcome: outcome.created ? 'accepted' : 'repeated' });
     if (!outcome.created) {
       res.status(200).json(await findInspection(deps.db, outcome.id));
@@ -54,6 +55,7 @@ export function inspectionRoutes(deps: InspectionRoutesDeps): Router {
   router.get('/inspections/:id', role('reviewer'), async (req, res) => {
     const id = String(req.params.id);
     if (!uuid.safeParse(id).success) throw new HttpError(400, 'invalid_id', 'an inspection id is a UUID');
+    res.locals.inspectionId = id;
     const doc = await findInspection(deps.db, id);
     if (!doc) throw new HttpError(404, 'not_found', `no inspection ${id}`);
     res.json(doc);
@@ -88,6 +90,7 @@ export function inspectionRoutes(deps: InspectionRoutesDeps): Router {
   router.post('/inspections/:id/disposition', role('reviewer'), express.json({ limit: '16kb' }), async (req, res) => {
     const id = String(req.params.id);
     if (!uuid.safeParse(id).success) throw new HttpError(400, 'invalid_id', 'an inspection id is a UUID');
+    res.locals.inspectionId = id;
     const body = z.object({ decision: z.enum(['accept', 'rework', 'scrap']), reason: z.string().trim().min(1).max(2000) }).strict().safeParse(req.body);
     if (!body.success) throw new HttpError(400, 'invalid_disposition', body.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; '));
     const out = await recordDisposition(deps.db, id, username(req), body.data.decision, body.data.reason, deps.topicPrefix);
