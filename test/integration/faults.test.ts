@@ -1,8 +1,6 @@
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { Queue } from 'bullmq';
-import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { startMosquitto, until } from '../support/services.js';
 import { cliJson, createTestDatabase, fixture, MesClient, postImage, startVisq, testEnv, type VisqProcess } from '../support/visq.js';
@@ -58,7 +56,7 @@ describe('the broker is down while verdicts are made', () => {
   });
 });
 
-describe('a worker is killed in the middle of its jobs', () => {
+describe.each(['redis', 'postgres'] as const)('a worker is killed in the middle of its jobs (%s queue)', (queueKind) => {
   let database: Awaited<ReturnType<typeof createTestDatabase>>;
   let cleanup: () => Promise<void>;
   const procs: VisqProcess[] = [];
@@ -73,7 +71,10 @@ describe('a worker is killed in the middle of its jobs', () => {
 
   it('its jobs are retried by another worker and each inspection gets exactly one verdict', async () => {
     database = await createTestDatabase(inject('postgresAdminUrl'));
-    const t = await testEnv({ databaseUrl: database.url, mqttUrl: inject('mqttUrl'), redisUrl: inject('redisUrl'), extra: { VISQ_JOB_LOCK_MS: '2000', VISQ_WORKER_CONCURRENCY: '4' } });
+    const t = await testEnv({
+      databaseUrl: database.url, mqttUrl: inject('mqttUrl'), redisUrl: queueKind === 'redis' ? inject('redisUrl') : undefined,
+      extra: { VISQ_JOB_LOCK_MS: '2000', VISQ_WORKER_CONCURRENCY: '4' },
+    });
     cleanup = t.cleanup;
     const { apiKey } = await cliJson(['station', 'add', 'cam-k', '--line', 'l1'], t.env);
     await cliJson(['plan', 'apply', fixture('plans', 'PN-1001.json')], t.env);
@@ -88,14 +89,15 @@ describe('a worker is killed in the middle of its jobs', () => {
       expect(res.status).toBe(202);
       ids.push(res.body.id);
     }
-    const queue = new Queue('inspections', { connection: new Redis(inject('redisUrl'), { maxRetriesPerRequest: null }), prefix: t.env.VISQ_QUEUE_PREFIX });
-    const victim = await startVisq('worker', t.env);
+    // Which inspections a worker holds: the database says so for either queue backend.
+    const running = async () => (await database.db.query(`SELECT count(*)::int AS n FROM inspections WHERE status = 'running'`)).rows[0].n as number;
+    const victim = await startVisq('worker', t.env, false);
     procs.push(victim);
-    await until(async () => (await queue.getJobCounts('active')).active > 0, 'the worker to hold jobs', 30_000, 5);
+    await until(async () => (await running()) > 0, 'the worker to hold jobs', 30_000, 2);
     victim.child.kill('SIGKILL');
     await victim.exited;
-    const activeAtKill = (await queue.getJobCounts('active')).active;
-    expect(activeAtKill).toBeGreaterThan(0);
+    const decidedAtKill = (await database.db.query(`SELECT count(*)::int AS n FROM inspections WHERE status = 'done'`)).rows[0].n;
+    expect(decidedAtKill).toBeLessThan(n);
 
     procs.push(await startVisq('worker', t.env));
     const verdicts = await mes.waitForVerdicts(n, 90_000);
@@ -105,7 +107,23 @@ describe('a worker is killed in the middle of its jobs', () => {
     expect(perInspection.rows.every((r) => r.n === 1)).toBe(true);
     const decided = await database.db.query(`SELECT count(*)::int AS n FROM inspections WHERE status = 'done'`);
     expect(decided.rows[0].n).toBe(n);
-    await queue.close();
+    await new Promise((r) => setTimeout(r, 500));
+    expect(mes.verdicts()).toHaveLength(n);
+  });
+});
+
+describe('a service that cannot be reached at start', () => {
+  it('says which one and why, retries, then exits 1', async () => {
+    const { cli } = await import('../support/visq.js');
+    const r = await cli(['worker'], { DATABASE_URL: 'postgres://visq@127.0.0.1:1/visq', VISQ_STARTUP_WAIT_SECONDS: '2', VISQ_MODELS_DIR: fixture('..', 'models') });
+    expect(r.code).toBe(1);
+    expect(r.stdout).toMatch(/PostgreSQL not reachable yet; retrying/);
+    expect(r.stderr).toMatch(/cannot reach PostgreSQL at postgres:\/\/visq@127.0.0.1:1\/visq: .*ECONNREFUSED/);
+    const database = await createTestDatabase(inject('postgresAdminUrl'));
+    const redis = await cli(['worker'], { DATABASE_URL: database.url, REDIS_URL: 'redis://127.0.0.1:1', VISQ_STARTUP_WAIT_SECONDS: '2', VISQ_MODELS_DIR: fixture('..', 'models') });
+    await database.drop();
+    expect(redis.code).toBe(1);
+    expect(redis.stderr).toMatch(/cannot reach Redis at redis:\/\/127.0.0.1:1/);
   });
 });
 
