@@ -9,7 +9,7 @@ import { createLogger } from './logger.js';
 import { registerModelCommands } from './model-fit/commands.js';
 import { createMetrics } from './ops/metrics.js';
 import { validateQualityPlan } from './quality/quality-plan.js';
-import { openDatabase, openQueueBackend, openRegistry, resolveDatabaseUrl, resolveMqttUrl, runApi, runWorker, Runtime, UsageError } from './runtime.js';
+import { openDatabase, openQueueBackend, openRegistry, resolveDatabaseUrl, resolveMqttUrl, runAll, runApi, runWorker, Runtime, UsageError } from './runtime.js';
 import { storePlanVersion } from './traceability/quality-plans.js';
 import { AlreadyExistsError, addStation, addUser } from './traceability/stations-and-users.js';
 
@@ -62,15 +62,7 @@ const program = new Command('visq')
 program.command('start').description('API, inspection workers and MQTT relay in one process (embedded PostgreSQL and broker unless DATABASE_URL / MQTT_URL are set)')
   .action(async () => {
     const rt = runtime('start');
-    await serve(rt, async () => {
-      const registry = await openRegistry(rt);
-      const databaseUrl = await resolveDatabaseUrl(rt, true);
-      const mqttUrl = await resolveMqttUrl(rt, true);
-      const db = await openDatabase(rt, databaseUrl);
-      const backend = await openQueueBackend(rt, databaseUrl);
-      await runWorker(rt, db, backend, registry);
-      await runApi(rt, db, backend, registry, databaseUrl, mqttUrl);
-    });
+    await serve(rt, async () => { await runAll(rt); });
   });
 
 program.command('api').description('the HTTP API and the MES link alone (needs DATABASE_URL and MQTT_URL; REDIS_URL for a Redis queue)')

@@ -189,3 +189,15 @@ export async function runWorker(rt: Runtime, db: Database, backend: QueueBackend
     await pool.close();
   });
 }
+
+/** `visq start`: workers, API and MES link in one process, on embedded services where no URL is set. */
+export async function runAll(rt: Runtime) {
+  const registry = await openRegistry(rt);
+  const databaseUrl = await resolveDatabaseUrl(rt, true);
+  const mqttUrl = await resolveMqttUrl(rt, true);
+  const db = await openDatabase(rt, databaseUrl);
+  const backend = await openQueueBackend(rt, databaseUrl);
+  await runWorker(rt, db, backend, registry);
+  const { port } = await runApi(rt, db, backend, registry, databaseUrl, mqttUrl);
+  return { port, db, registry, mqttUrl };
+}

@@ -8,7 +8,7 @@ import { createLogger } from '../logger.js';
 import { createMetrics } from '../ops/metrics.js';
 import { validateQualityPlan } from '../quality/quality-plan.js';
 import { measureCatalog } from '../inference/model-registry.js';
-import { openDatabase, openQueueBackend, openRegistry, resolveDatabaseUrl, resolveMqttUrl, runApi, runWorker, Runtime } from '../runtime.js';
+import { runAll, Runtime } from '../runtime.js';
 import { storePlanVersion } from '../traceability/quality-plans.js';
 import { addStation, addUser } from '../traceability/stations-and-users.js';
 import type { VerdictMessage } from '../traceability/inspection-document.js';
@@ -32,13 +32,7 @@ export async function runDemo(imageCount: number): Promise<void> {
   const print = (line = '') => process.stdout.write(`${line}\n`);
   try {
     print('visq demo: starting the pipeline on embedded defaults…');
-    const registry = await openRegistry(rt);
-    const databaseUrl = await resolveDatabaseUrl(rt, true);
-    const mqttUrl = await resolveMqttUrl(rt, true);
-    const db = await openDatabase(rt, databaseUrl);
-    const backend = await openQueueBackend(rt, databaseUrl);
-    await runWorker(rt, db, backend, registry);
-    const { port } = await runApi(rt, db, backend, registry, databaseUrl, mqttUrl);
+    const { port, db, registry, mqttUrl } = await runAll(rt);
     const base = `http://127.0.0.1:${port}`;
 
     const suffix = Math.random().toString(36).slice(2, 6);
