@@ -136,6 +136,7 @@ export async function runApi(rt: Runtime, db: Database, backend: QueueBackend, r
   const { config, log, metrics } = rt;
   const queue = createInspectionQueue(backend, jobPolicy(config));
   rt.onStop(() => queue.close());
+  await queue.waitUntilReady();
   const link = new MesLink({ db, databaseUrl, mqttUrl, site: config.site, topicPrefix: config.topicPrefix, metrics, log });
   link.start();
   rt.onStop(() => link.stop());
@@ -197,7 +198,8 @@ export async function runAll(rt: Runtime) {
   const mqttUrl = await resolveMqttUrl(rt, true);
   const db = await openDatabase(rt, databaseUrl);
   const backend = await openQueueBackend(rt, databaseUrl);
-  await runWorker(rt, db, backend, registry);
+  // Started after the API so that it stops first: jobs in hand finish while the MES link can still relay their verdicts.
   const { port } = await runApi(rt, db, backend, registry, databaseUrl, mqttUrl);
+  await runWorker(rt, db, backend, registry);
   return { port, db, registry, mqttUrl };
 }
