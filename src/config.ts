@@ -44,6 +44,10 @@ const envSchema = z.object({
   VISQ_QUEUE_PREFIX: z.string().regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, "_" or "-"').default('visq'),
   /** How long a worker's claim on a job lasts; a killed worker's jobs are retried after about this long. */
   VISQ_JOB_LOCK_MS: positiveInt.default(30_000),
+  /** Uploads get 503 with Retry-After while more inspections than this wait in the queue. */
+  VISQ_MAX_QUEUE_DEPTH: positiveInt.default(5000),
+  /** Uploads per second one station may make (each API process counts on its own). */
+  VISQ_STATION_RATE_LIMIT: positiveInt.default(50),
   /** How long a starting process waits for an unreachable database or Redis before it exits 1. */
   VISQ_STARTUP_WAIT_SECONDS: z.coerce.number().int().min(0).default(60),
   VISQ_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -83,5 +87,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
     jobLockMs: e.VISQ_JOB_LOCK_MS,
     logLevel: e.VISQ_LOG_LEVEL,
     startupWaitSeconds: e.VISQ_STARTUP_WAIT_SECONDS,
+    maxQueueDepth: e.VISQ_MAX_QUEUE_DEPTH,
+    stationRateLimit: e.VISQ_STATION_RATE_LIMIT,
   };
 }

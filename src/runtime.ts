@@ -127,6 +127,20 @@ export async function openRegistry(rt: Runtime): Promise<ModelRegistry> {
   return registry;
 }
 
+/** Asks at most once per `ms`: the queue depth does not need a round trip per upload. */
+function cachedFor<T>(ms: number, read: () => Promise<T>): () => Promise<T> {
+  let value: Promise<T> | null = null;
+  let at = 0;
+  return () => {
+    if (!value || Date.now() - at > ms) {
+      at = Date.now();
+      value = read();
+      value.catch(() => { value = null; });
+    }
+    return value;
+  };
+}
+
 const jobPolicy = (config: Config) => ({ attempts: config.jobAttempts, backoffMs: 2000, lockMs: config.jobLockMs });
 
 export interface ApiHandle { port: number }
@@ -147,6 +161,12 @@ export async function runApi(rt: Runtime, db: Database, backend: QueueBackend, r
     db,
     images: new FilesystemImageStore(config.imageDir),
     enqueue: (id) => enqueueInspection(queue, id),
+    queueDepth: cachedFor(500, async () => {
+      const c = await queue.getJobCounts('waiting', 'prioritized', 'delayed');
+      return (c.waiting ?? 0) + (c.prioritized ?? 0) + (c.delayed ?? 0);
+    }),
+    maxQueueDepth: config.maxQueueDepth,
+    stationRateLimit: config.stationRateLimit,
     catalog: measureCatalog(registry),
     limits: config.limits,
     topicPrefix: config.topicPrefix,

@@ -1,4 +1,5 @@
 import express, { type Express, type Response } from 'express';
+import helmet from 'helmet';
 import { pinoHttp } from 'pino-http';
 import { randomUUID } from 'node:crypto';
 import type { ImageStore } from '../images/image-store.js';
@@ -17,6 +18,9 @@ export interface HttpAppDeps {
   db: Database;
   images: ImageStore;
   enqueue: (inspectionId: string) => Promise<void>;
+  queueDepth: () => Promise<number>;
+  maxQueueDepth: number;
+  stationRateLimit: number;
   catalog: MeasureCatalog;
   limits: { imageBytes: number; imagePixels: number; imagesPerInspection: number };
   topicPrefix: string;
@@ -29,6 +33,7 @@ export interface HttpAppDeps {
 export function createHttpApp(deps: HttpAppDeps): Express {
   const app = express();
   app.disable('x-powered-by');
+  app.use(helmet());
   app.set('trust proxy', 'loopback');
   app.use(pinoHttp({
     logger: deps.log,
@@ -50,8 +55,7 @@ export function createHttpApp(deps: HttpAppDeps): Express {
     customLogLevel: (_req, res, err) => (err || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'warn' : 'info'),
   }));
   app.use((req, res, next) => {
-    res.setHeader('X-Content-Type-Options', 'nosniff');
-    res.setHeader('Cache-Control', res.getHeader('Cache-Control') ?? 'no-store');
+    res.setHeader('Cache-Control', 'no-store');
     const end = deps.metrics.httpRequests.startTimer({ method: req.method });
     res.on('finish', () => end({ route: req.route?.path ? `${req.baseUrl}${req.route.path}` : 'unmatched', status: String(res.statusCode) }));
     next();

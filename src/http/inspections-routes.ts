@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import express, { Router, type Request } from 'express';
 import multer from 'multer';
+import { rateLimit } from 'express-rate-limit';
 import { z } from 'zod';
 import { checkImage } from '../images/image-check.js';
 import type { ImageStore } from '../images/image-store.js';
@@ -18,6 +19,10 @@ export interface InspectionRoutesDeps {
   db: Database;
   images: ImageStore;
   enqueue: (inspectionId: string) => Promise<void>;
+  /** Inspections waiting for a worker; uploads are refused (503) above `maxQueueDepth`. */
+  queueDepth: () => Promise<number>;
+  maxQueueDepth: number;
+  stationRateLimit: number;
   limits: { imageBytes: number; imagePixels: number; imagesPerInspection: number };
   topicPrefix: string;
   metrics: Metrics;
@@ -36,7 +41,23 @@ export function inspectionRoutes(deps: InspectionRoutesDeps): Router {
   }).array('image', deps.limits.imagesPerInspection);
   const rawImage = express.raw({ type: 'image/*', limit: deps.limits.imageBytes });
 
-  router.post('/inspections', stationOnly, (req, res, next) => {
+  const perStation = rateLimit({
+    windowMs: 1000,
+    limit: deps.stationRateLimit,
+    keyGenerator: (req) => (req.principal as { stationId: string }).stationId,
+    handler: () => { throw new HttpError(429, 'rate_limited', `more than ${deps.stationRateLimit} uploads per second from this station`, { 'Retry-After': '1' }); },
+    standardHeaders: 'draft-7',
+    legacyHeaders: false,
+  });
+  const backpressure = async (_req: Request, _res: unknown, next: () => void) => {
+    const depth = await deps.queueDepth();
+    if (depth > deps.maxQueueDepth) {
+      throw new HttpError(503, 'overloaded', `${depth} inspections are waiting for a worker (limit ${deps.maxQueueDepth}); retry later`, { 'Retry-After': '5' });
+    }
+    next();
+  };
+
+  router.post('/inspections', stationOnly, perStation, backpressure, (req, res, next) => {
     if (req.is('multipart/form-data')) return multipart(req, res, next);
     if (req.is('image/*')) return rawImage(req, res, next);
     throw new HttpError(415, 'unsupported_media_type', 'send multipart/form-data with "image" file parts, or a raw image body with an image/* Content-Type');

@@ -168,3 +168,41 @@ describe('images that cannot be evaluated', () => {
     await mes.end();
   }, 90_000);
 });
+
+describe('more uploads than the plant can inspect', () => {
+  it('a deep queue answers 503 with Retry-After, and a station over its rate 429; neither stores anything', async () => {
+    const database = await createTestDatabase(inject('postgresAdminUrl'));
+    const t = await testEnv({ databaseUrl: database.url, mqttUrl: inject('mqttUrl'), redisUrl: inject('redisUrl'), extra: { VISQ_MAX_QUEUE_DEPTH: '2', VISQ_STATION_RATE_LIMIT: '5' } });
+    const { apiKey } = await cliJson(['station', 'add', 'cam-b', '--line', 'l1'], t.env);
+    await cliJson(['plan', 'apply', fixture('plans', 'PN-1001.json')], t.env);
+    const api = await startVisq('api', t.env); // no worker: the queue only grows
+    try {
+      const post = (serial: string) => postImage(api.baseUrl, apiKey, [{ bytes: pngs[0]! }], { serial, partNumber: 'PN-1001', lotId: 'LOT-B' });
+      const statuses: number[] = [];
+      for (let i = 0; i < 5; i++) {
+        statuses.push((await post(`SN-${i}`)).status);
+        await new Promise((r) => setTimeout(r, 600)); // the depth is read at most every 500 ms
+      }
+      expect(statuses).toEqual([202, 202, 202, 503, 503]);
+      const refused = await post('SN-X');
+      expect(refused.status).toBe(503);
+      expect(refused.headers.get('retry-after')).toBe('5');
+      expect(refused.body.error.code).toBe('overloaded');
+
+      const { rows } = await database.db.query('SELECT count(*)::int AS n FROM inspections');
+      expect(rows[0].n).toBe(3);
+
+      const burst = await Promise.all(Array.from({ length: 12 }, (_, i) => fetch(`${api.baseUrl}/v1/inspections`, {
+        method: 'POST', headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'text/plain' }, body: `burst-${i}`,
+      })));
+      const limited = burst.filter((r) => r.status === 429);
+      expect(limited.length).toBeGreaterThan(0);
+      expect(limited[0]!.headers.get('retry-after')).toBe('1');
+      expect((await limited[0]!.json()).error.code).toBe('rate_limited');
+    } finally {
+      await api.stop();
+      await database.drop();
+      await t.cleanup();
+    }
+  });
+});

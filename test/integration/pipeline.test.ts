@@ -265,7 +265,12 @@ describe('operations', () => {
     expect(metrics).toMatch(/visq_http_request_duration_seconds_count\{method="POST",route="\/v1\/inspections",status="202"\} \d+/);
     expect(metrics).toMatch(/visq_queue_jobs\{state="waiting"\} \d+/);
     expect(metrics).toMatch(/visq_verdict_delivery_latency_seconds_count \d+/);
-    expect((await fetch(`${api.baseUrl}/v1/review`)).status).toBe(401);
+    const unauthenticated = await fetch(`${api.baseUrl}/v1/review`);
+    expect(unauthenticated.status).toBe(401);
+    for (const [header, value] of [['x-content-type-options', 'nosniff'], ['x-frame-options', 'SAMEORIGIN'], ['cache-control', 'no-store']]) {
+      expect(unauthenticated.headers.get(header!)).toBe(value);
+    }
+    expect(unauthenticated.headers.get('strict-transport-security')).toMatch(/max-age=/);
   });
 
   it('every log line about an inspection names it, and no secret is logged', async () => {
