@@ -132,7 +132,10 @@ export function inspectionRoutes(deps: InspectionRoutesDeps): Router {
     const sha = String(req.params.sha256);
     if (!/^[0-9a-f]{64}$/.test(sha)) throw new HttpError(400, 'invalid_sha256', 'an image is named by its sha256 (64 hex digits)');
     const known = await deps.db.query(
-      `SELECT media_type FROM inspection_images WHERE sha256 = $1 UNION ALL SELECT 'image/png' FROM inspection_artifacts WHERE sha256 = $1 LIMIT 1`, [sha]);
+      // Overlays: anomaly maps and masks are PNGs, detection boxes a JSON document.
+      `SELECT media_type FROM inspection_images WHERE sha256 = $1
+       UNION ALL SELECT CASE kind WHEN 'boxes' THEN 'application/json' ELSE 'image/png' END FROM inspection_artifacts WHERE sha256 = $1
+       LIMIT 1`, [sha]);
     if (!known.rows[0]) throw new HttpError(404, 'not_found', `no image ${sha}`);
     res.type(known.rows[0].media_type).set('Cache-Control', 'private, max-age=31536000, immutable').send(await deps.images.get(sha));
   });

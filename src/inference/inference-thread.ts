@@ -6,14 +6,14 @@ import { workerData } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
 import sharp from 'sharp';
 import { FilesystemImageStore } from '../images/image-store.js';
-import type { ModelManifest } from './manifest.js';
+import type { Manifest } from './manifest.js';
 import { toInputTensor } from './preprocess.js';
-import { anomalyMeasures, type TaskOutput } from './tasks/anomaly.js';
+import { taskOutput, type TaskOverlay } from './tasks/index.js';
 
 export interface InferenceThreadData {
   imageDir: string;
   maxPixels: number;
-  models: { manifest: ModelManifest; onnxPath: string }[];
+  models: { manifest: Manifest; onnxPath: string }[];
 }
 
 export interface InferenceTask { images: string[]; models: string[] }
@@ -50,11 +50,15 @@ function sessionFor(id: string): Promise<ort.InferenceSession> {
   return s;
 }
 
-function measuresOf(manifest: ModelManifest, outputs: ort.InferenceSession.OnnxValueMapType): TaskOutput {
-  switch (manifest.task) {
-    case 'anomaly':
-      return anomalyMeasures(manifest, outputs);
-  }
+/**
+ * An overlay's bytes for the content-addressed store: 8-bit grey images as PNG (`anomaly_map`,
+ * `mask`), documents as UTF-8 JSON (`boxes`).
+ */
+async function overlayBytes(o: TaskOverlay): Promise<Buffer> {
+  if (o.format === 'json') return Buffer.from(JSON.stringify(o.document), 'utf8');
+  // b-w: a one-channel 8-bit PNG (sharp would otherwise write a single band as three).
+  return sharp(Buffer.from(o.pixels.buffer, o.pixels.byteOffset, o.pixels.byteLength), { raw: { width: o.width, height: o.height, channels: 1 } })
+    .toColourspace('b-w').png({ compressionLevel: 2 }).toBuffer();
 }
 
 export default async function infer(task: InferenceTask): Promise<InferenceResult> {
@@ -81,11 +85,10 @@ export default async function infer(task: InferenceTask): Promise<InferenceResul
       const t2 = performance.now();
       preprocessMs += t1 - t0;
       inferenceMs += t2 - t1;
-      const out = measuresOf(model.manifest, outputs);
+      const out = taskOutput(model.manifest, outputs, tensor.geometry);
       measures[id] = Object.fromEntries(out.measures);
       for (const o of out.overlays) {
-        const png = await sharp(Buffer.from(o.pixels.buffer, o.pixels.byteOffset, o.pixels.byteLength), { raw: { width: o.width, height: o.height, channels: 1 } }).png({ compressionLevel: 2 }).toBuffer();
-        overlays.push({ view, model: id, kind: o.kind, sha256: await store.put(png) });
+        overlays.push({ view, model: id, kind: o.kind, sha256: await store.put(await overlayBytes(o)) });
       }
     }
     views.push(measures);

@@ -1,34 +1,33 @@
-import type * as ort from 'onnxruntime-node';
-import type { ModelManifest } from '../manifest.js';
+import type { AnomalyManifest } from '../manifest.js';
+import { outputTensor, tensorValues, type GrayOverlay, type TaskOutput, type TaskOutputs } from './types.js';
 
-export interface GrayOverlay { kind: string; width: number; height: number; pixels: Uint8Array }
-export interface TaskOutput { measures: Map<string, number>; overlays: GrayOverlay[] }
+export type { GrayOverlay, TaskOutput } from './types.js';
 
 /**
  * anomalib-style outputs → `anomaly_score` and the anomaly map as an overlay.
  * Scores are normalised so the model's threshold is 0.5 (anomalib's convention), either by the
  * graph itself or here from the manifest's `scoreNormalization`.
  */
-export function anomalyMeasures(manifest: ModelManifest, outputs: ort.InferenceSession.OnnxValueMapType): TaskOutput {
+export function anomalyMeasures(manifest: AnomalyManifest, outputs: TaskOutputs): TaskOutput {
   const n = manifest.scoreNormalization;
   const normalise = (x: number) => (n ? Math.min(1, Math.max(0, (x - n.threshold) / (n.max - n.min) + 0.5)) : x);
   const overlays: GrayOverlay[] = [];
   let mapMax = -Infinity;
 
   if (manifest.outputs.map) {
-    const map = outputs[manifest.outputs.map] as ort.Tensor;
+    const map = outputTensor(outputs, manifest.outputs.map);
     const dims = map.dims;
     const h = Number(dims[dims.length - 2]);
     const w = Number(dims[dims.length - 1]);
-    const values = map.data as Float32Array;
+    const values = tensorValues(map, manifest.outputs.map);
     const pixels = new Uint8Array(w * h);
     for (let i = 0; i < w * h; i++) {
       const v = values[i]!;
       if (v > mapMax) mapMax = v;
       pixels[i] = Math.round(Math.min(1, Math.max(0, normalise(v))) * 255);
     }
-    overlays.push({ kind: 'anomaly_map', width: w, height: h, pixels });
+    overlays.push({ kind: 'anomaly_map', format: 'png', width: w, height: h, pixels });
   }
-  const rawScore = manifest.outputs.score ? Number((outputs[manifest.outputs.score] as ort.Tensor).data[0]) : mapMax;
+  const rawScore = manifest.outputs.score ? Number(tensorValues(outputTensor(outputs, manifest.outputs.score), manifest.outputs.score)[0]) : mapMax;
   return { measures: new Map([['anomaly_score', normalise(rawScore)]]), overlays };
 }
