@@ -71,6 +71,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
     http: { port: e.VISQ_HTTP_PORT, host: e.VISQ_HTTP_HOST },
     dataDir,
     imageDir: path.join(dataDir, 'images'),
+    preparedDir: path.join(dataDir, 'prepared'),
     modelsDir: path.resolve(e.VISQ_MODELS_DIR),
     site: e.VISQ_SITE,
     topicPrefix: e.VISQ_TOPIC_PREFIX,

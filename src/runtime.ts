@@ -7,6 +7,7 @@ import type { Config } from './config.js';
 import { startEmbeddedBroker, startEmbeddedPostgres, type RunningService } from './embedded/embedded-services.js';
 import { createHttpApp } from './http/http-app.js';
 import { FilesystemImageStore } from './images/image-store.js';
+import { PreparedInputs } from './images/prepared-inputs.js';
 import { InferencePool } from './inference/inference-pool.js';
 import { loadRegistry, measureCatalog, type ModelRegistry } from './inference/model-registry.js';
 import type { Logger } from './logger.js';
@@ -167,6 +168,8 @@ export async function runApi(rt: Runtime, db: Database, backend: QueueBackend, r
     }),
     maxQueueDepth: config.maxQueueDepth,
     stationRateLimit: config.stationRateLimit,
+    modelInputs: (ids) => ids.flatMap((id) => registry.get(id)?.manifest.input ?? []),
+    prepared: new PreparedInputs(config.preparedDir),
     catalog: measureCatalog(registry),
     limits: config.limits,
     topicPrefix: config.topicPrefix,
@@ -193,7 +196,7 @@ export async function runApi(rt: Runtime, db: Database, backend: QueueBackend, r
 export async function runWorker(rt: Runtime, db: Database, backend: QueueBackend, registry: ModelRegistry): Promise<void> {
   const { config, log, metrics } = rt;
   const threads = config.inferenceThreads ?? os.availableParallelism();
-  const pool = new InferencePool(registry, config.imageDir, config.limits.imagePixels, threads);
+  const pool = new InferencePool(registry, config.imageDir, config.preparedDir, config.limits.imagePixels, threads);
   const processor = createInspectionProcessor({ db, pool, registry, metrics, log, topicPrefix: config.topicPrefix });
   const worker = createInspectionWorker(backend, processor, config.workerConcurrency ?? threads * 2, jobPolicy(config));
   worker.on('error', (err) => log.warn({ err: err.message }, 'queue worker error'));

@@ -3,6 +3,8 @@ import helmet from 'helmet';
 import { pinoHttp } from 'pino-http';
 import { randomUUID } from 'node:crypto';
 import type { ImageStore } from '../images/image-store.js';
+import type { PreparedInputs } from '../images/prepared-inputs.js';
+import type { ModelInput } from '../inference/manifest.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../ops/metrics.js';
 import type { MeasureCatalog } from '../quality/quality-plan.js';
@@ -21,6 +23,8 @@ export interface HttpAppDeps {
   queueDepth: () => Promise<number>;
   maxQueueDepth: number;
   stationRateLimit: number;
+  modelInputs: (modelIds: readonly string[]) => ModelInput[];
+  prepared: PreparedInputs;
   catalog: MeasureCatalog;
   limits: { imageBytes: number; imagePixels: number; imagesPerInspection: number };
   topicPrefix: string;

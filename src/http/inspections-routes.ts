@@ -5,6 +5,8 @@ import { rateLimit } from 'express-rate-limit';
 import { z } from 'zod';
 import { checkImage } from '../images/image-check.js';
 import type { ImageStore } from '../images/image-store.js';
+import type { PreparedInputs } from '../images/prepared-inputs.js';
+import type { ModelInput } from '../inference/manifest.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../ops/metrics.js';
 import type { Database } from '../traceability/database.js';
@@ -23,6 +25,9 @@ export interface InspectionRoutesDeps {
   queueDepth: () => Promise<number>;
   maxQueueDepth: number;
   stationRateLimit: number;
+  /** Input specs of the models a plan names, and where their pixels are kept for the workers. */
+  modelInputs: (modelIds: readonly string[]) => ModelInput[];
+  prepared: PreparedInputs;
   limits: { imageBytes: number; imagePixels: number; imagesPerInspection: number };
   topicPrefix: string;
   metrics: Metrics;
@@ -176,15 +181,20 @@ async function acceptUpload(deps: InspectionRoutesDeps, station: { stationId: st
   const plan = await findCurrentPlan(deps.db, partNumber!, operation);
   if (!plan) throw new HttpError(422, 'no_quality_plan', `no quality plan for part number "${partNumber}"${operation ? ` (operation "${operation}")` : ''}`);
 
+  const inputs = deps.modelInputs([...new Set(plan.plan.characteristics.map((c) => c.model))]);
   const checked = [];
   for (const [i, img] of received.entries()) {
-    const c = await checkImage(img.bytes, deps.limits.imagePixels);
+    const c = await checkImage(img.bytes, deps.limits.imagePixels, inputs);
     if (!c.ok) throw new HttpError(c.status, c.code, received.length > 1 ? `image ${i}: ${c.message}` : c.message);
     checked.push({ ...c, bytes: img.bytes });
   }
 
   const images = [];
-  for (const c of checked) images.push({ sha256: await deps.images.put(c.bytes), mediaType: c.mediaType, width: c.width, height: c.height });
+  for (const c of checked) {
+    const sha256 = await deps.images.put(c.bytes);
+    for (const [key, raw] of c.prepared) await deps.prepared.put(sha256, key, raw);
+    images.push({ sha256, mediaType: c.mediaType, width: c.width, height: c.height });
+  }
   const recorded = await recordInspection(deps.db, {
     id: randomUUID(),
     stationId: station.stationId, site: station.site, line: station.line,

@@ -1,4 +1,6 @@
 import sharp, { type Metadata } from 'sharp';
+import type { ModelInput } from '../inference/manifest.js';
+import { pixelsKey, preparePixels } from '../inference/preprocess.js';
 
 /** Formats a camera may send (CONTRACT.md), by what the decoder finds, not by what the header claims. */
 const supported = new Map([
@@ -9,14 +11,15 @@ const supported = new Map([
 ]);
 
 export type ImageCheck =
-  | { ok: true; mediaType: string; width: number; height: number }
+  | { ok: true; mediaType: string; width: number; height: number; prepared: Map<string, Buffer> }
   | { ok: false; status: 413 | 415; code: string; message: string };
 
 /**
  * Decodes the whole image once so that corrupt, truncated or unsupported data is refused at the door,
- * and refuses images over the pixel limit before decoding them (decompression bombs).
+ * and refuses images over the pixel limit before decoding them (decompression bombs). The decoding
+ * makes the pixels of each given model input, so that workers need not decode the image again.
  */
-export async function checkImage(bytes: Buffer, maxPixels: number): Promise<ImageCheck> {
+export async function checkImage(bytes: Buffer, maxPixels: number, inputs: readonly ModelInput[] = []): Promise<ImageCheck> {
   if (bytes.length === 0) return { ok: false, status: 415, code: 'unsupported_image', message: 'the image is empty (0 bytes)' };
   let meta: Metadata;
   try {
@@ -31,15 +34,22 @@ export async function checkImage(bytes: Buffer, maxPixels: number): Promise<Imag
   if (width * height > maxPixels) {
     return { ok: false, status: 413, code: 'image_too_large', message: `the image is ${width}×${height} = ${width * height} pixels; the limit is ${maxPixels}` };
   }
+  const prepared = new Map<string, Buffer>();
   try {
-    // Reading every pixel into a tiny thumbnail finds truncation and corruption without holding the
-    // whole decoded image in memory (shrink-on-load off, so nothing is skipped).
-    await sharp(bytes, { limitInputPixels: maxPixels, failOn: 'truncated', sequentialRead: true })
-      .resize(8, 8, { fit: 'fill', fastShrinkOnLoad: false })
-      .raw()
-      .toBuffer();
+    for (const input of inputs) {
+      const key = pixelsKey(input);
+      if (!prepared.has(key)) prepared.set(key, (await preparePixels(bytes, input, maxPixels)).raw);
+    }
+    if (prepared.size === 0) {
+      // Reading every pixel into a tiny thumbnail finds truncation and corruption without holding the
+      // whole decoded image in memory (shrink-on-load off, so nothing is skipped).
+      await sharp(bytes, { limitInputPixels: maxPixels, failOn: 'truncated', sequentialRead: true })
+        .resize(8, 8, { fit: 'fill', fastShrinkOnLoad: false })
+        .raw()
+        .toBuffer();
+    }
   } catch (err) {
     return { ok: false, status: 415, code: 'corrupt_image', message: `the ${meta.format} image cannot be decoded: ${(err as Error).message}` };
   }
-  return { ok: true, mediaType, width, height };
+  return { ok: true, mediaType, width, height, prepared };
 }

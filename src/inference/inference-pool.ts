@@ -7,9 +7,10 @@ import type { InferenceResult, InferenceTask, InferenceThreadData } from './infe
 export class InferencePool {
   private readonly piscina: Piscina;
 
-  constructor(registry: ModelRegistry, imageDir: string, maxPixels: number, threads = os.availableParallelism()) {
+  constructor(registry: ModelRegistry, imageDir: string, preparedDir: string, maxPixels: number, threads = os.availableParallelism()) {
     const workerData: InferenceThreadData = {
       imageDir,
+      preparedDir,
       maxPixels,
       models: [...registry.values()].map((m) => ({ manifest: m.manifest, onnxPath: m.onnxPath })),
     };

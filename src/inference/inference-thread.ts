@@ -6,17 +6,19 @@ import { workerData } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
 import sharp from 'sharp';
 import { FilesystemImageStore } from '../images/image-store.js';
+import { PreparedInputs } from '../images/prepared-inputs.js';
 import type { Manifest } from './manifest.js';
-import { toInputTensor } from './preprocess.js';
+import { geometryFor, pixelCount, pixelsKey, pixelsToTensor, preparePixels, type PreparedPixels } from './preprocess.js';
 import { taskOutput, type TaskOverlay } from './tasks/index.js';
 
 export interface InferenceThreadData {
   imageDir: string;
+  preparedDir: string;
   maxPixels: number;
   models: { manifest: Manifest; onnxPath: string }[];
 }
 
-export interface InferenceTask { images: string[]; models: string[] }
+export interface InferenceTask { images: { sha256: string; width: number; height: number }[]; models: string[] }
 
 export type InferenceResult =
   | {
@@ -35,6 +37,7 @@ const data = workerData as InferenceThreadData;
 sharp.concurrency(1);
 sharp.cache(false);
 const store = new FilesystemImageStore(data.imageDir);
+const preparedInputs = new PreparedInputs(data.preparedDir);
 const models = new Map(data.models.map((m) => [m.manifest.id, m]));
 const sessions = new Map<string, Promise<ort.InferenceSession>>();
 
@@ -61,31 +64,49 @@ async function overlayBytes(o: TaskOverlay): Promise<Buffer> {
     .toColourspace('b-w').png({ compressionLevel: 2 }).toBuffer();
 }
 
+/** An image that does not decode: retrying will not help. */
+class UnusableImageError extends Error {}
+
+/** The model's input pixels: as the API prepared them when it checked the upload, else decoded here. */
+async function pixelsFor(image: InferenceTask['images'][number], input: Manifest['input'], original: () => Promise<Buffer>): Promise<PreparedPixels> {
+  const raw = await preparedInputs.get(image.sha256, pixelsKey(input), pixelCount(input));
+  if (raw) return { raw, geometry: geometryFor(input, image.width, image.height) };
+  const bytes = await original(); // a store that cannot read is retried by the queue
+  try {
+    return await preparePixels(bytes, input, data.maxPixels);
+  } catch (err) {
+    throw new UnusableImageError((err as Error).message);
+  }
+}
+
 export default async function infer(task: InferenceTask): Promise<InferenceResult> {
   const views: Record<string, Record<string, number>>[] = [];
   const overlays: { view: number; model: string; kind: string; sha256: string }[] = [];
   let preprocessMs = 0;
   let inferenceMs = 0;
-  for (const [view, sha256] of task.images.entries()) {
-    const bytes = await store.get(sha256);
+  for (const [view, image] of task.images.entries()) {
+    let bytes: Promise<Buffer> | null = null;
+    const original = () => (bytes ??= store.get(image.sha256));
     const measures: Record<string, Record<string, number>> = {};
     for (const id of task.models) {
       const model = models.get(id);
       if (!model) throw new Error(`model "${id}" is not in this worker's registry`);
       const t0 = performance.now();
-      let tensor;
+      let pixels: PreparedPixels;
       try {
-        tensor = await toInputTensor(bytes, model.manifest.input, data.maxPixels);
+        pixels = await pixelsFor(image, model.manifest.input, original);
       } catch (err) {
-        return { ok: false, reason: `image ${view} (${sha256}) cannot be used: ${(err as Error).message}` };
+        if (!(err instanceof UnusableImageError)) throw err;
+        return { ok: false, reason: `image ${view} (${image.sha256}) cannot be used: ${err.message}` };
       }
+      const tensor = pixelsToTensor(pixels.raw, model.manifest.input);
       const t1 = performance.now();
       const session = await sessionFor(id);
       const outputs = await session.run({ [model.manifest.input.name]: new ort.Tensor('float32', tensor.data, tensor.dims) });
       const t2 = performance.now();
       preprocessMs += t1 - t0;
       inferenceMs += t2 - t1;
-      const out = taskOutput(model.manifest, outputs, tensor.geometry);
+      const out = taskOutput(model.manifest, outputs, pixels.geometry);
       measures[id] = Object.fromEntries(out.measures);
       for (const o of out.overlays) {
         overlays.push({ view, model: id, kind: o.kind, sha256: await store.put(await overlayBytes(o)) });

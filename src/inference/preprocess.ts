@@ -54,12 +54,29 @@ export function stretchGeometry(sourceWidth: number, sourceHeight: number, input
   };
 }
 
+/** The decoded, resized 8-bit pixels a model's input is made from, and where the original lies in them. */
+export interface PreparedPixels { raw: Buffer; geometry: InputGeometry }
+
 /**
- * Image bytes → the model's input tensor exactly as its manifest states: resize, channel order,
- * /255, then mean/std only when the manifest asks (anomalib exports normalise inside the graph).
- * Also returns where the original image lies in that input.
+ * What the prepared pixels depend on: models with the same size, colour and resize mode share them
+ * (channel order and normalisation are applied afterwards, in `pixelsToTensor`).
  */
-export async function toInputTensor(bytes: Buffer, input: ModelInput, maxPixels: number): Promise<{ data: Float32Array; dims: number[]; geometry: InputGeometry }> {
+export function pixelsKey(input: ModelInput): string {
+  return `${input.width}x${input.height}-${input.channels === 'GRAY' ? 'gray' : 'srgb'}-${input.resize}`;
+}
+
+export function geometryFor(input: ModelInput, sourceWidth: number, sourceHeight: number): InputGeometry {
+  return input.resize === 'letterbox'
+    ? letterboxGeometry(sourceWidth, sourceHeight, input.width, input.height)
+    : stretchGeometry(sourceWidth, sourceHeight, input.width, input.height);
+}
+
+export function pixelCount(input: ModelInput): number {
+  return input.width * input.height * (input.channels === 'GRAY' ? 1 : 3);
+}
+
+/** Decodes the whole image and resizes it as the manifest states (letterbox exactly as Ultralytics pads). */
+export async function preparePixels(bytes: Buffer, input: ModelInput, maxPixels: number): Promise<PreparedPixels> {
   const { width: w, height: h } = input;
   const channels = input.channels === 'GRAY' ? 1 : 3;
   const options = { limitInputPixels: maxPixels, failOn: 'truncated' } as const;
@@ -67,9 +84,8 @@ export async function toInputTensor(bytes: Buffer, input: ModelInput, maxPixels:
   if (!meta.width || !meta.height) throw new Error('the image has no dimensions');
   let img = sharp(bytes, options).removeAlpha();
   img = channels === 1 ? img.greyscale() : img.toColourspace('srgb');
-  let geometry: InputGeometry;
+  const geometry = geometryFor(input, meta.width, meta.height);
   if (input.resize === 'letterbox') {
-    geometry = letterboxGeometry(meta.width, meta.height, w, h);
     // Resize to the content size and pad explicitly, so the padding is exactly Ultralytics' (sharp's
     // own `contain` rounds its sizes its own way).
     img = img.resize(geometry.contentWidth, geometry.contentHeight, { fit: 'fill' }).extend({
@@ -80,28 +96,45 @@ export async function toInputTensor(bytes: Buffer, input: ModelInput, maxPixels:
       background: letterboxGrey,
     });
   } else {
-    geometry = stretchGeometry(meta.width, meta.height, w, h);
     img = img.resize(w, h, { fit: 'fill' });
   }
   const { data: raw, info } = await img.raw().toBuffer({ resolveWithObject: true });
   if (info.width !== w || info.height !== h || info.channels !== channels) {
     throw new Error(`preprocessing produced ${info.width}×${info.height}×${info.channels}, expected ${w}×${h}×${channels}`);
   }
+  return { raw, geometry };
+}
 
+/** Prepared 8-bit pixels → the float tensor: channel order, /255, then mean/std only when the manifest asks. */
+export function pixelsToTensor(raw: Uint8Array, input: ModelInput): { data: Float32Array; dims: number[] } {
+  const { width: w, height: h } = input;
+  const channels = input.channels === 'GRAY' ? 1 : 3;
   const plane = w * h;
   const data = new Float32Array(channels * plane);
   const order = input.channels === 'BGR' ? [2, 1, 0] : [0, 1, 2];
   const mean = input.normalization?.mean;
   const std = input.normalization?.std;
   for (let c = 0; c < channels; c++) {
-    const src = order[c]!;
-    const m = mean ? mean[c % mean.length]! : 0;
-    const s = std ? std[c % std.length]! : 1;
-    for (let p = 0; p < plane; p++) {
-      const v = (raw[p * channels + (channels === 1 ? 0 : src)]! / 255 - m) / s;
-      if (input.layout === 'NCHW') data[c * plane + p] = v;
-      else data[p * channels + c] = v;
+    const src = channels === 1 ? 0 : order[c]!;
+    // (x / 255 - m) / s as one multiply-add per pixel.
+    const scale = 1 / (255 * (std ? std[c % std.length]! : 1));
+    const offset = -(mean ? mean[c % mean.length]! : 0) / (std ? std[c % std.length]! : 1);
+    if (input.layout === 'NCHW') {
+      const base = c * plane;
+      for (let p = 0, i = src; p < plane; p++, i += channels) data[base + p] = raw[i]! * scale + offset;
+    } else {
+      for (let p = 0, i = src; p < plane; p++, i += channels) data[p * channels + c] = raw[i]! * scale + offset;
     }
   }
-  return { data, dims: input.layout === 'NCHW' ? [1, channels, h, w] : [1, h, w, channels], geometry };
+  return { data, dims: input.layout === 'NCHW' ? [1, channels, h, w] : [1, h, w, channels] };
+}
+
+/**
+ * Image bytes → the model's input tensor exactly as its manifest states: resize, channel order,
+ * /255, then mean/std only when the manifest asks (anomalib exports normalise inside the graph).
+ * Also returns where the original image lies in that input.
+ */
+export async function toInputTensor(bytes: Buffer, input: ModelInput, maxPixels: number): Promise<{ data: Float32Array; dims: number[]; geometry: InputGeometry }> {
+  const { raw, geometry } = await preparePixels(bytes, input, maxPixels);
+  return { ...pixelsToTensor(raw, input), geometry };
 }

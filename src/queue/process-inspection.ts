@@ -41,7 +41,7 @@ export function createInspectionProcessor(deps: ProcessorDeps) {
     let models: ModelUsed[] = [];
     let overlays: Overlay[] = [];
     try {
-      ({ decision, models, overlays } = await evaluate(deps, work.plan, work.document.images.map((i) => i.sha256)));
+      ({ decision, models, overlays } = await evaluate(deps, work.plan, work.document.images.map(({ sha256, width, height }) => ({ sha256, width, height }))));
     } catch (err) {
       if (!lastAttempt) {
         log.warn({ err }, 'inspection failed; the queue will retry it');
@@ -54,7 +54,7 @@ export function createInspectionProcessor(deps: ProcessorDeps) {
   };
 }
 
-async function evaluate(deps: ProcessorDeps, plan: QualityPlan, images: string[]) {
+async function evaluate(deps: ProcessorDeps, plan: QualityPlan, images: { sha256: string; width: number; height: number }[]) {
   const modelIds = [...new Set(plan.characteristics.map((c) => c.model))];
   const missing = modelIds.filter((m) => !deps.registry.has(m));
   const models: ModelUsed[] = modelIds.filter((m) => deps.registry.has(m)).map((m) => {

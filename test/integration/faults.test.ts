@@ -156,6 +156,8 @@ describe('images that cannot be evaluated', () => {
     const vanished = await postImage(api.baseUrl, apiKey, [{ bytes: pngs[1]! }], { serial: 'SN-V', partNumber: 'PN-1001', lotId: 'LOT-C' });
     await writeFile(stored(sha(pngs[0]!)), pngs[0]!.subarray(0, 100));
     await rm(stored(sha(pngs[1]!)));
+    // Without the pixels the API prepared at upload, the worker must read and decode the originals.
+    await rm(path.join(t.env.VISQ_DATA_DIR!, 'prepared'), { recursive: true, force: true });
 
     procs.push(await startVisq('worker', t.env));
     const [c, v] = await Promise.all([
