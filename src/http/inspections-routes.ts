@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import express, { Router, type Request } from 'express';
+import express, { Router, type Request, type Response } from 'express';
 import multer from 'multer';
 import { rateLimit } from 'express-rate-limit';
 import { z } from 'zod';
@@ -54,6 +54,20 @@ export function inspectionRoutes(deps: InspectionRoutesDeps): Router {
     standardHeaders: 'draft-7',
     legacyHeaders: false,
   });
+  // A camera retrying an upload that was accepted gets the first inspection, whatever the load, body unread.
+  const answerRepeats = async (req: Request, res: Response, next: () => void) => {
+    const keyHeader = req.get('idempotency-key');
+    if (keyHeader === undefined) return next();
+    const k = idempotencyKeySchema.safeParse(keyHeader);
+    if (!k.success) throw new HttpError(400, 'invalid_idempotency_key', `Idempotency-Key: ${k.error.issues[0]!.message}`);
+    res.locals.idempotencyKey = k.data;
+    const station = req.principal as { stationId: string };
+    const earlier = await findInspectionIdByIdempotencyKey(deps.db, station.stationId, k.data);
+    if (!earlier) return next();
+    res.locals.inspectionId = earlier;
+    deps.metrics.uploads.inc({ outcome: 'repeated' });
+    res.status(200).json(await findInspection(deps.db, earlier));
+  };
   const backpressure = async (_req: Request, _res: unknown, next: () => void) => {
     const depth = await deps.queueDepth();
     if (depth > deps.maxQueueDepth) {
@@ -62,13 +76,13 @@ export function inspectionRoutes(deps: InspectionRoutesDeps): Router {
     next();
   };
 
-  router.post('/inspections', stationOnly, perStation, backpressure, (req, res, next) => {
+  router.post('/inspections', stationOnly, perStation, answerRepeats, backpressure, (req, res, next) => {
     if (req.is('multipart/form-data')) return multipart(req, res, next);
     if (req.is('image/*')) return rawImage(req, res, next);
     throw new HttpError(415, 'unsupported_media_type', 'send multipart/form-data with "image" file parts, or a raw image body with an image/* Content-Type');
   }, async (req, res) => {
     const station = req.principal as Extract<Request['principal'], { kind: 'station' }>;
-    const outcome = await acceptUpload(deps, station, req);
+    const outcome = await acceptUpload(deps, station, req, (res.locals.idempotencyKey as string | undefined) ?? null);
     res.locals.inspectionId = outcome.id;
     deps.metrics.uploads.inc({ outcome: outcome.created ? 'accepted' : 'repeated' });
     if (!outcome.created) {
@@ -148,17 +162,7 @@ export function inspectionRoutes(deps: InspectionRoutesDeps): Router {
   return router;
 }
 
-async function acceptUpload(deps: InspectionRoutesDeps, station: { stationId: string; site: string; line: string }, req: Request) {
-  const keyHeader = req.get('idempotency-key');
-  let idempotencyKey: string | null = null;
-  if (keyHeader !== undefined) {
-    const k = idempotencyKeySchema.safeParse(keyHeader);
-    if (!k.success) throw new HttpError(400, 'invalid_idempotency_key', `Idempotency-Key: ${k.error.issues[0]!.message}`);
-    idempotencyKey = k.data;
-    const earlier = await findInspectionIdByIdempotencyKey(deps.db, station.stationId, idempotencyKey);
-    if (earlier) return { id: earlier, created: false };
-  }
-
+async function acceptUpload(deps: InspectionRoutesDeps, station: { stationId: string; site: string; line: string }, req: Request, idempotencyKey: string | null) {
   const received: ReceivedImage[] = Array.isArray(req.files)
     ? req.files.map((f) => ({ bytes: f.buffer }))
     : Buffer.isBuffer(req.body) ? [{ bytes: req.body }] : [];

@@ -179,7 +179,7 @@ describe('more uploads than the plant can inspect', () => {
     await cliJson(['plan', 'apply', fixture('plans', 'PN-1001.json')], t.env);
     const api = await startVisq('api', t.env); // no worker: the queue only grows
     try {
-      const post = (serial: string) => postImage(api.baseUrl, apiKey, [{ bytes: pngs[0]! }], { serial, partNumber: 'PN-1001', lotId: 'LOT-B' });
+      const post = (serial: string) => postImage(api.baseUrl, apiKey, [{ bytes: pngs[0]! }], { serial, partNumber: 'PN-1001', lotId: 'LOT-B' }, { 'idempotency-key': `cam-b-${serial}` });
       const statuses: number[] = [];
       for (let i = 0; i < 5; i++) {
         statuses.push((await post(`SN-${i}`)).status);
@@ -190,6 +190,11 @@ describe('more uploads than the plant can inspect', () => {
       expect(refused.status).toBe(503);
       expect(refused.headers.get('retry-after')).toBe('5');
       expect(refused.body.error.code).toBe('overloaded');
+      // A camera retrying an upload that was accepted still gets its inspection, however loaded the queue.
+      const repeat = await post('SN-0');
+      expect(repeat.status).toBe(200);
+      const { rows: [first] } = await database.db.query(`SELECT id FROM inspections WHERE serial = 'SN-0'`);
+      expect(repeat.body.id).toBe(first.id);
 
       const { rows } = await database.db.query('SELECT count(*)::int AS n FROM inspections');
       expect(rows[0].n).toBe(3);
