@@ -213,3 +213,26 @@ describe('more uploads than the plant can inspect', () => {
     }
   });
 });
+
+describe('the module dies without a word', () => {
+  it('the broker announces it offline (the last will), and its successor online again', async () => {
+    const database = await createTestDatabase(inject('postgresAdminUrl'));
+    const t = await testEnv({ databaseUrl: database.url, mqttUrl: inject('mqttUrl'), redisUrl: inject('redisUrl') });
+    const stateTopic = `${t.env.VISQ_TOPIC_PREFIX}/site1/_module/state`;
+    const mes = await MesClient.connect(inject('mqttUrl'), [stateTopic]);
+    const states = () => mes.messages.filter((m) => m.topic === stateTopic).map((m) => m.payload);
+    try {
+      const api = await startVisq('api', t.env);
+      await until(() => states().at(-1) === 'online', 'online');
+      await api.stop('SIGKILL');
+      await until(() => states().at(-1) === 'offline', 'the last will');
+      const next = await startVisq('api', t.env);
+      await until(() => states().at(-1) === 'online', 'online again');
+      await next.stop();
+    } finally {
+      await mes.end();
+      await database.drop();
+      await t.cleanup();
+    }
+  });
+});
