@@ -1,5 +1,6 @@
 /**
- * The anomaly model's ONNX graph.
+ * The per-location Gaussian branch of the anomaly model (the patch memory bank in patch-model.ts
+ * is the other; this was visq's first anomaly model on its own).
  *
  * Architecture (fixed operators, nothing learned):
  *   input [N,3,H,W] RGB 0..1
@@ -10,9 +11,8 @@
  *     colour, log local variance, log directional/fine-detail energies.
  * Fitted (initializers): per grid cell, the mean feature vector over the good images and the
  * whitening matrix of their covariance (a per-cell Gaussian, as PaDiM), and the score normalisation.
- *   anomaly map = RMS of the whitened deviation (Mahalanobis distance / √features), lightly
- *   smoothed, bilinearly upsampled to H×W;
- *   pred_score = max of the map; both mapped as anomalib does: clamp((x − t)/(max − min) + 0.5, 0, 1).
+ *   map = RMS of the whitened deviation (Mahalanobis distance / √features), lightly smoothed,
+ *   then weighted and combined with the patch branch's (patch-model.ts).
  */
 import { GraphBuilder } from './onnx-graph.js';
 
@@ -66,17 +66,10 @@ export interface LocationStatistics {
   whitening: Float32Array;
 }
 
-/** anomalib's normalisation parameters, in raw-score units. */
-export interface ScoreNormalization {
-  threshold: number;
-  min: number;
-  max: number;
-}
-
 const edgePads = (g: GraphBuilder): string => g.int64Tensor('pads_edge_1px', [0, 0, 1, 1, 0, 0, 1, 1]);
 
 /** Adds the fixed feature extractor; returns the name of the [N, FEATURE_COUNT, gh, gw] tensor. */
-function addFeatureExtractor(g: GraphBuilder, input: string): string {
+export function addFeatureExtractor(g: GraphBuilder, input: string): string {
   const luminanceWeights = g.floatTensor('w_luminance', [1 / 3, 1 / 3, 1 / 3], [1, 3, 1, 1]);
   // Opponent colour: red–green and yellow–blue; zero for any grey, whatever its brightness.
   const chromaWeights = g.floatTensor('w_chroma', [1, -1, 0, 0.5, 0.5, -1], [2, 3, 1, 1]);
@@ -139,32 +132,41 @@ function addFeatureExtractor(g: GraphBuilder, input: string): string {
   return g.op('Concat', [relativeLuminance, meanChroma, logVariance, logEnergies], { axis: { int: 1 } }, 'features');
 }
 
-/** A graph that outputs only the features `[N, FEATURE_COUNT, gh, gw]`, used while fitting. */
-export function buildFeatureModel(size: ModelSize): Uint8Array {
-  const { gridWidth, gridHeight } = gridSizeFor(size);
+/**
+ * The input averaged down by `factor` (2×2, 4×4 … blocks), or the input itself for factor 1: the
+ * local features need no more than about 256 px, and computing them at 512 would double a
+ * 512-px model's time.
+ */
+function downsampled(g: GraphBuilder, input: string, factor: number): string {
+  if (factor === 1) return input;
+  return g.op('AveragePool', [input], { kernel_shape: { ints: [factor, factor] }, strides: { ints: [factor, factor] } }, 'gaussian_input');
+}
+
+/** The pooling factor for the local features of a model of this size: the largest power of 2 keeping ≥ 256 px. */
+export function gaussianFactor(size: ModelSize): number {
+  let factor = 1;
+  while (Math.min(size.width, size.height) / (factor * 2) >= 256 && size.width % (factor * 2 * FEATURE_STRIDE) === 0 && size.height % (factor * 2 * FEATURE_STRIDE) === 0) factor *= 2;
+  return factor;
+}
+
+const reduced = (size: ModelSize, factor: number): ModelSize => ({ width: size.width / factor, height: size.height / factor });
+
+/** A graph that outputs only the features `[N, FEATURE_COUNT, gh, gw]` (at size / factor), used while fitting. */
+export function buildFeatureModel(size: ModelSize, factor = 1): Uint8Array {
+  const { gridWidth, gridHeight } = gridSizeFor(reduced(size, factor));
   const g = new GraphBuilder('visq_anomaly_features');
   const input = g.input('input', ['batch_size', 3, size.height, size.width]);
-  g.output(addFeatureExtractor(g, input), 'features', ['batch_size', FEATURE_COUNT, gridHeight, gridWidth]);
+  g.output(addFeatureExtractor(g, downsampled(g, input, factor)), 'features', ['batch_size', FEATURE_COUNT, gridHeight, gridWidth]);
   return g.toBytes();
 }
 
-export interface AnomalyModelSpec {
-  size: ModelSize;
-  statistics: LocationStatistics;
-  /** null: outputs raw scores (used while calibrating); otherwise anomalib-normalised outputs. */
-  normalization: ScoreNormalization | null;
-  metadata?: Record<string, string>;
-  docString?: string;
-}
-
-/** The complete model: `input` → `pred_score [N]`, `anomaly_map [N,1,H,W]`. */
-export function buildAnomalyModel(spec: AnomalyModelSpec): Uint8Array {
-  const { size, statistics, normalization } = spec;
-  const { gridWidth, gridHeight } = gridSizeFor(size);
-  const g = new GraphBuilder('visq_anomaly');
-  const input = g.input('input', ['batch_size', 3, size.height, size.width]);
-  const features = addFeatureExtractor(g, input);
-
+/**
+ * Adds the per-location Gaussian's map on its grid (before upsampling): `[N,1,gh,gw]`, the RMS of
+ * the whitened deviation, 3×3 smoothed, computed on the input averaged down by `factor`.
+ */
+export function addGaussianGridMap(g: GraphBuilder, input: string, size: ModelSize, statistics: LocationStatistics, factor = 1): string {
+  const { gridWidth, gridHeight } = gridSizeFor(reduced(size, factor));
+  const features = addFeatureExtractor(g, downsampled(g, input, factor));
   const mean = g.floatTensor('fitted_feature_mean', statistics.mean, [1, FEATURE_COUNT, gridHeight, gridWidth]);
   const whitening = g.floatTensor('fitted_whitening', statistics.whitening, [1, FEATURE_COUNT, FEATURE_COUNT, gridHeight, gridWidth]);
   const deviation = g.op('Sub', [features, mean], {}, 'deviation');
@@ -175,28 +177,8 @@ export function buildAnomalyModel(spec: AnomalyModelSpec): Uint8Array {
   const whitened = g.op('ReduceSum', [products, g.int64Tensor('axis_feature', [2])], { keepdims: { int: 0 } }, 'whitened');
   const meanSquare = g.op('ReduceMean', [g.op('Mul', [whitened, whitened])], { axes: { ints: [1] }, keepdims: { int: 1 } }, 'mean_square_whitened');
   const rmsZ = g.op('Sqrt', [meanSquare], {}, 'rms_z');
-
   // Light smoothing (3×3 binomial) so a single noisy cell does not decide an image's score.
-  const smoothingKernel = g.floatTensor('w_smoothing', [1, 2, 1, 2, 4, 2, 1, 2, 1].map((w) => w / 16), [1, 1, 3, 3]);
+  const smoothingKernel = g.floatTensor('w_gaussian_smoothing', [1, 2, 1, 2, 4, 2, 1, 2, 1].map((w) => w / 16), [1, 1, 3, 3]);
   const paddedMap = g.op('Pad', [rmsZ, edgePads(g)], { mode: { string: 'edge' } }, 'rms_z_padded');
-  const smoothed = g.op('Conv', [paddedMap, smoothingKernel], {}, 'grid_map');
-  const scales = g.floatTensor('upsample_scales', [1, 1, FEATURE_STRIDE, FEATURE_STRIDE], [4]);
-  let map = g.op(
-    'Resize',
-    [smoothed, '', scales],
-    { mode: { string: 'linear' }, coordinate_transformation_mode: { string: 'half_pixel' } },
-    'raw_anomaly_map',
-  );
-
-  if (normalization) {
-    const range = Math.max(normalization.max - normalization.min, 1e-12);
-    const shifted = g.op('Sub', [map, g.scalar('norm_threshold', normalization.threshold)]);
-    const scaled = g.op('Mul', [shifted, g.scalar('norm_inverse_range', 1 / range)]);
-    const centred = g.op('Add', [scaled, g.scalar('norm_half', 0.5)]);
-    map = g.op('Clip', [centred, g.scalar('clip_min', 0), g.scalar('clip_max', 1)], {}, 'normalized_anomaly_map');
-  }
-  const score = g.op('ReduceMax', [map], { axes: { ints: [1, 2, 3] }, keepdims: { int: 0 } }, 'image_score');
-  g.output(score, 'pred_score', ['batch_size']);
-  g.output(map, 'anomaly_map', ['batch_size', 1, size.height, size.width]);
-  return g.toBytes(spec.metadata ?? {}, spec.docString ?? '');
+  return g.op('Conv', [paddedMap, smoothingKernel], {}, 'gaussian_grid_map');
 }

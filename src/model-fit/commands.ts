@@ -1,6 +1,254 @@
-import type { Command } from 'commander';
+/**
+ * `visq model fit` and `visq model eval`: fitting an anomaly model for a new part from good images
+ * and measuring it on labelled ones, in Node on a CPU. Progress and per-file problems go to stderr;
+ * stdout gets one JSON document (fit, eval --json) or a table (eval). Exit codes as every visq
+ * command: 0 ok, 2 bad usage or input (InputError), 1 anything else.
+ */
+import { readdir, rm } from 'node:fs/promises';
+import { join, relative, resolve } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { InvalidArgumentError, type Command } from 'commander';
+import { InputError } from '../cli-errors.js';
+import { evaluateAnomalyModel, readManifest, type EvaluationResult } from './evaluate.js';
+import { DEFAULT_INPUT_SIZE, ModelFitError, fitAnomalyModel, type FitProgress } from './fit.js';
+import { MODEL_ID_PATTERN, defectTypeOf, findMasks, idFromFolder, isDirectory, listImages } from './image-folders.js';
+import { auroc } from './metrics.js';
+
+const log = (line: string): void => void process.stderr.write(`${line}\n`);
+
+function positiveInteger(value: string): number {
+  if (!/^\d+$/.test(value) || Number(value) < 1) throw new InvalidArgumentError('expected a positive integer');
+  return Number(value);
+}
+
+function unitInterval(value: string): number {
+  const parsed = Number(value);
+  if (value.trim() === '' || !(parsed >= 0 && parsed <= 1)) throw new InvalidArgumentError('expected a number from 0 to 1');
+  return parsed;
+}
+
+/** The images of a folder option; bad usage (exit 2) when the folder is missing or has none. */
+async function imagesIn(option: string, dir: string): Promise<string[]> {
+  if (!(await isDirectory(dir))) throw new InputError(`${option} ${dir}: not a directory`);
+  const { images, ignored } = await listImages(dir);
+  if (ignored.length > 0) log(`${option} ${dir}: ignoring ${ignored.length} file(s) that are not images by their extension (${ignored.slice(0, 3).join(', ')}${ignored.length > 3 ? ', …' : ''})`);
+  if (images.length === 0) throw new InputError(`${option} ${dir}: no images found (looked for .png, .jpg, .jpeg, .tif, .tiff, .webp, .bmp, .gif, also in sub-folders)`);
+  return images;
+}
+
+/** Prints progress without flooding: every message without counts, and counted steps about every 10 %. */
+function progressPrinter(): (p: FitProgress) => void {
+  const last = new Map<string, number>();
+  return ({ stage, message, done, total }) => {
+    if (done !== undefined && total !== undefined && done < total) {
+      const key = `${stage}:${message.split(':')[0]}`;
+      const step = Math.max(1, Math.ceil(total / 10));
+      if (done > 0 && done - (last.get(key) ?? 0) < step) return;
+      last.set(key, done);
+    }
+    log(`[${stage}] ${message}`);
+  };
+}
+
+interface FitOptions {
+  good: string;
+  out: string;
+  id?: string;
+  modelVersion: string;
+  valGood?: string;
+  valBad?: string;
+  inputSize: number;
+  force?: boolean;
+}
+
+async function fitCommand(options: FitOptions): Promise<void> {
+  const started = performance.now();
+  const id = options.id ?? idFromFolder(resolve(options.out));
+  if (!MODEL_ID_PATTERN.test(id)) throw new InputError(`--id "${id}": lower-case letters, digits, ".", "_" or "-", starting with a letter or digit`);
+  if (options.inputSize % 8 !== 0 || options.inputSize < 64) throw new InputError(`--input-size ${options.inputSize}: a multiple of 8, at least 64`);
+  const good = await imagesIn('--good', options.good);
+  const valGood = options.valGood ? await imagesIn('--val-good', options.valGood) : [];
+  const valBad = options.valBad ? await imagesIn('--val-bad', options.valBad) : [];
+
+  const out = resolve(options.out);
+  let outEntries: string[] = [];
+  try {
+    outEntries = await readdir(out);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOTDIR') throw new InputError(`--out ${options.out}: exists and is not a directory`);
+  }
+  if (outEntries.length > 0) {
+    if (!options.force) throw new InputError(`--out ${options.out}: exists and is not empty (use --force to replace a model there)`);
+    // Only what a fit writes is replaced; anything else in the folder is left alone.
+    await Promise.all(['model.onnx', 'model.json'].map((file) => rm(join(out, file), { force: true })));
+  }
+
+  const printProgress = progressPrinter();
+  let result;
+  try {
+    result = await fitAnomalyModel({
+      goodImages: good,
+      valGood,
+      valBad,
+      outDir: out,
+      id,
+      version: options.modelVersion,
+      inputSize: options.inputSize,
+      onProgress: printProgress,
+      card: {
+        data:
+          `${good.length} good images from ${options.good}` +
+          (valGood.length || valBad.length ? `; calibration: ${valGood.length} good${options.valGood ? ` from ${options.valGood}` : ''}, ${valBad.length} bad${options.valBad ? ` from ${options.valBad}` : ''}` : '') +
+          ' (fitted with visq model fit)',
+        reproduce:
+          `visq model fit --good ${options.good} --out ${options.out} --id ${id} --model-version ${options.modelVersion} --input-size ${options.inputSize}` +
+          (options.valGood ? ` --val-good ${options.valGood}` : '') +
+          (options.valBad ? ` --val-bad ${options.valBad}` : ''),
+      },
+    });
+  } catch (error) {
+    if (error instanceof ModelFitError || error instanceof RangeError) throw new InputError(error.message);
+    throw error;
+  }
+  for (const entry of result.skipped) log(`skipped ${entry.file}: ${entry.reason}`);
+  const c = result.calibration;
+  const seconds = (performance.now() - started) / 1000;
+  log(`wrote ${result.modelPath} and ${result.manifestPath} in ${seconds.toFixed(1)} s`);
+  process.stdout.write(
+    `${JSON.stringify({
+      id: result.manifest.id,
+      version: result.manifest.version,
+      out,
+      sha256: result.manifest.sha256,
+      measures: result.manifest.measures,
+      inputSize: options.inputSize,
+      trainingImages: result.trainingImages,
+      skipped: result.skipped,
+      calibration: {
+        goodSource: c.goodSource,
+        thresholdRule: c.thresholdRule,
+        goodImages: c.goodScores.length,
+        badImages: c.badScores.length,
+        rawThreshold: c.normalization.threshold,
+        ...(result.manifest.card.metrics.calibration as Record<string, unknown>),
+      },
+      seconds: Number(seconds.toFixed(1)),
+    })}\n`,
+  );
+}
+
+interface EvalOptions {
+  model: string;
+  good: string;
+  bad: string;
+  masks?: string;
+  json?: boolean;
+  threshold: number;
+}
+
+/** AUROC of each defect type (sub-folder of --bad) against all good images. */
+function perDefectAuroc(result: EvaluationResult, badDir: string): Record<string, number> {
+  const good = result.scores.filter((s) => s.label === 'good').map((s) => s.score);
+  const byType = new Map<string, number[]>();
+  for (const s of result.scores) {
+    if (s.label !== 'bad') continue;
+    const type = defectTypeOf(badDir, s.file);
+    if (type === null) continue;
+    byType.set(type, [...(byType.get(type) ?? []), s.score]);
+  }
+  const out: Record<string, number> = {};
+  for (const [type, bad] of [...byType].sort(([a], [b]) => (a < b ? -1 : 1))) {
+    out[type] = auroc([...good, ...bad], [...good.map(() => 0), ...bad.map(() => 1)]);
+  }
+  return out;
+}
+
+async function evalCommand(options: EvalOptions): Promise<void> {
+  if (!(await isDirectory(options.model))) throw new InputError(`--model ${options.model}: not a directory`);
+  try {
+    await readManifest(options.model);
+  } catch (error) {
+    throw new InputError(`--model ${options.model}: no valid model.json (${(error as Error).message.split('\n')[0]})`);
+  }
+  const good = await imagesIn('--good', options.good);
+  const bad = await imagesIn('--bad', options.bad);
+  let masks: Map<string, string> | undefined;
+  if (options.masks !== undefined) {
+    if (!(await isDirectory(options.masks))) throw new InputError(`--masks ${options.masks}: not a directory`);
+    masks = await findMasks(options.bad, bad, options.masks);
+    if (masks.size === 0) throw new InputError(`--masks ${options.masks}: no mask matches a bad image (expected the same relative names as under --bad, or <name>_mask.png)`);
+    if (masks.size < bad.length) log(`--masks: ${bad.length - masks.size} of ${bad.length} bad images have no mask; the pixel AUROC uses the other ${masks.size}`);
+  }
+  if (!options.json) log(`scoring ${good.length} good and ${bad.length} bad images with ${options.model}`);
+  let result: EvaluationResult;
+  try {
+    result = await evaluateAnomalyModel({ modelDir: options.model, good, bad, ...(masks ? { masks } : {}), threshold: options.threshold });
+  } catch (error) {
+    const message = (error as Error).message;
+    if (error instanceof RangeError && /AUROC needs/.test(message)) throw new InputError('after skipping unreadable files, no good or no bad images are left to compare');
+    // A model folder whose ONNX file does not match its manifest, or an input contract this
+    // evaluation does not implement, is bad input too.
+    if (/has sha256|supports NCHW/.test(message)) throw new InputError(`--model ${options.model}: ${message}`);
+    throw error;
+  }
+  for (const entry of result.skipped) log(`skipped ${entry.file}: ${entry.reason}`);
+  const perDefect = perDefectAuroc(result, options.bad);
+
+  if (options.json) {
+    process.stdout.write(
+      `${JSON.stringify({
+        auroc: result.auroc,
+        f1: result.f1,
+        pixelAuroc: result.pixelAuroc,
+        threshold: result.threshold,
+        aurocPerDefect: perDefect,
+        inferenceMsPerImage: result.inferenceMsPerImage,
+        skipped: result.skipped,
+        scores: result.scores,
+      })}\n`,
+    );
+    return;
+  }
+  const fmt = (v: number | null): string => (v === null ? 'n/a' : v.toFixed(4));
+  const rows = result.scores.map((s) => [relative(process.cwd(), s.file) || s.file, s.label, s.score.toFixed(4), s.score >= result.threshold ? 'anomalous' : 'normal']);
+  const header = ['file', 'label', 'score', `at ${result.threshold}`];
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] as string).length)));
+  const line = (cells: string[]): string => cells.map((cell, i) => cell.padEnd(widths[i] as number)).join('  ').trimEnd();
+  const out = [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line), ''];
+  const good_ = result.scores.filter((s) => s.label === 'good');
+  const bad_ = result.scores.filter((s) => s.label === 'bad');
+  out.push(`images       ${good_.length} good, ${bad_.length} bad${result.skipped.length ? `, ${result.skipped.length} skipped` : ''}`);
+  out.push(`image AUROC  ${fmt(result.auroc)}`);
+  out.push(`F1           ${fmt(result.f1)} at score ≥ ${result.threshold} (good flagged: ${good_.filter((s) => s.score >= result.threshold).length}, bad missed: ${bad_.filter((s) => s.score < result.threshold).length})`);
+  out.push(`pixel AUROC  ${result.pixelAuroc === null ? 'n/a (no masks)' : `${fmt(result.pixelAuroc)} (${result.maskedBadImages} masked bad images)`}`);
+  for (const [type, value] of Object.entries(perDefect)) out.push(`  ${type.padEnd(20)} AUROC ${fmt(value)}`);
+  out.push(`model time   ${result.inferenceMsPerImage.toFixed(1)} ms per image`);
+  process.stdout.write(`${out.join('\n')}\n`);
+}
 
 /** `visq model …` commands (fit, eval). */
 export function registerModelCommands(program: Command): void {
-  program.command('model').description('fit and evaluate models');
+  const model = program.command('model').description('fit and evaluate anomaly models for the registry (Node, CPU)');
+  model
+    .command('fit')
+    .description('fit an anomaly model from good images only; writes a registry folder (model.onnx + model.json) and prints a JSON summary')
+    .requiredOption('--good <dir>', 'good (defect-free) training images (searched recursively)')
+    .requiredOption('--out <dir>', 'the model folder to write (copy it into VISQ_MODELS_DIR)')
+    .option('--id <id>', 'model id for quality plans (default: the --out folder name)')
+    .option('--model-version <version>', 'model version (in model.json and every verdict that used it)', '1.0.0')
+    .option('--val-good <dir>', 'good validation images for the threshold (default: cross-validation on --good)')
+    .option('--val-bad <dir>', 'defective validation images: the threshold is then set at the best F1')
+    .option('--input-size <px>', 'square model input size in pixels, a multiple of 8', positiveInteger, DEFAULT_INPUT_SIZE)
+    .option('--force', 'replace model.onnx and model.json in a non-empty --out folder')
+    .action(fitCommand);
+  model
+    .command('eval')
+    .description('measure a model on good and bad images: image AUROC, F1 at 0.5, pixel AUROC with masks')
+    .requiredOption('--model <dir>', 'the model folder (model.json + ONNX)')
+    .requiredOption('--good <dir>', 'good images')
+    .requiredOption('--bad <dir>', 'defective images; sub-folders per defect type allowed (MVTec layout)')
+    .option('--masks <dir>', 'defect masks with the same relative names as under --bad (or <name>_mask.png)')
+    .option('--threshold <score>', 'decision threshold on anomaly_score for F1', unitInterval, 0.5)
+    .option('--json', 'print JSON instead of a table')
+    .action(evalCommand);
 }

@@ -190,3 +190,40 @@ export async function recordMetrics(modelDir: string, metrics: Record<string, un
   await writeFile(join(modelDir, 'model.json'), `${JSON.stringify(updated, null, 2)}\n`);
   return updated;
 }
+
+export interface LatencyResult {
+  /** Median session.run time of one image (batch of one), preprocessing excluded. */
+  p50Ms: number;
+  p90Ms: number;
+  runs: number;
+  threads: number;
+}
+
+/**
+ * Model time per image as a worker sees it: a session with `threads` intra-op threads (1 by
+ * default: one inspection per core), batch of one, after a few warm-up runs; the tensors are
+ * cycled through until `runs` timings are taken.
+ */
+export async function measureLatency(modelDir: string, images: readonly string[], runs = 50, threads = 1): Promise<LatencyResult> {
+  const manifest = await readManifest(modelDir);
+  const { width, height } = manifest.input;
+  const tensors = [];
+  for (const file of images.slice(0, Math.min(images.length, runs))) tensors.push(await loadImageTensor(file, width, height));
+  if (tensors.length === 0) throw new RangeError('no images to time the model on');
+  const ort = await import('onnxruntime-node');
+  const session = await ort.InferenceSession.create(join(modelDir, manifest.file), { intraOpNumThreads: threads, interOpNumThreads: 1, executionMode: 'sequential' });
+  const times: number[] = [];
+  try {
+    for (let i = 0; i < runs + 3; i++) {
+      const input = stackBatch([tensors[i % tensors.length] as (typeof tensors)[number]]);
+      const started = performance.now();
+      await session.run({ [manifest.input.name]: input });
+      if (i >= 3) times.push(performance.now() - started);
+    }
+  } finally {
+    await session.release();
+  }
+  times.sort((a, b) => a - b);
+  const at = (q: number): number => times[Math.min(times.length - 1, Math.floor(q * times.length))] as number;
+  return { p50Ms: at(0.5), p90Ms: at(0.9), runs: times.length, threads };
+}

@@ -134,3 +134,41 @@ export function fitLocationStatistics(
   }
   return { mean: Float32Array.from(mean), whitening };
 }
+
+/**
+ * How much of the good images' feature variance the location explains: per feature, 1 − (mean
+ * variance within a cell over the images) / (variance over all cells and images), averaged over
+ * the features that vary at all. Near 0 when the images are not aligned (every cell sees every
+ * kind of content, as on circuit-board panels or textures), high for parts in a fixture.
+ */
+export function locationExplainedVariance(features: readonly Float32Array[], cells: number): number {
+  const count = features.length;
+  if (count < 2) return 0;
+  const C = (features[0] as Float32Array).length / cells;
+  let total = 0;
+  let used = 0;
+  for (let f = 0; f < C; f++) {
+    let within = 0;
+    let sum = 0;
+    let sumSquares = 0;
+    for (let cell = 0; cell < cells; cell++) {
+      let s1 = 0;
+      let s2 = 0;
+      for (const vector of features) {
+        const x = vector[f * cells + cell] as number;
+        s1 += x;
+        s2 += x * x;
+      }
+      const mean = s1 / count;
+      within += s2 / count - mean * mean;
+      sum += s1;
+      sumSquares += s2;
+    }
+    const n = cells * count;
+    const overall = sumSquares / n - (sum / n) ** 2;
+    if (!(overall > 1e-12)) continue;
+    total += Math.min(1, Math.max(0, 1 - within / cells / overall));
+    used++;
+  }
+  return used > 0 ? total / used : 0;
+}

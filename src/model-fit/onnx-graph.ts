@@ -128,6 +128,19 @@ export class GraphBuilder {
     return output;
   }
 
+  /** Adds a node with several outputs and returns their names. */
+  opMulti(opType: string, inputs: readonly string[], attributes: Record<string, Attribute>, outputs: number, outputHint: string): string[] {
+    const names = Array.from({ length: outputs }, (_, i) => this.name(`${outputHint}_${i}`));
+    this.nodes.push({
+      opType,
+      name: `${names[0]}_node`,
+      input: [...inputs],
+      output: names,
+      attribute: Object.entries(attributes).map(([key, value]) => toAttributeProto(key, value)),
+    });
+    return names;
+  }
+
   /** Serialises the model (ONNX protobuf bytes). */
   toBytes(metadata: Record<string, string> = {}, docString = ''): Uint8Array {
     const model = onnx.ModelProto.create({

@@ -64,15 +64,32 @@ export async function loadImages(
   width: number,
   height: number,
   report: (skipped: SkippedImage) => void,
+  onFile?: (done: number) => void,
 ): Promise<{ files: string[]; tensors: ImageTensor[] }> {
   const loaded: { files: string[]; tensors: ImageTensor[] } = { files: [], tensors: [] };
-  for (const file of files) {
-    try {
-      loaded.tensors.push(await loadImageTensor(file, width, height));
-      loaded.files.push(file);
-    } catch (error) {
-      report({ file, reason: (error as Error).message });
+  // Two decodes in flight: sharp decodes off the main thread, so this overlaps file I/O and decoding.
+  const results = new Array<ImageTensor | Error>(files.length);
+  let next = 0;
+  let done = 0;
+  const worker = async (): Promise<void> => {
+    while (next < files.length) {
+      const index = next++;
+      try {
+        results[index] = await loadImageTensor(files[index] as string, width, height);
+      } catch (error) {
+        results[index] = error instanceof Error ? error : new Error(String(error));
+      }
+      onFile?.(++done);
     }
-  }
+  };
+  await Promise.all([worker(), worker()]);
+  files.forEach((file, index) => {
+    const result = results[index] as ImageTensor | Error;
+    if (result instanceof Error) report({ file, reason: result.message });
+    else {
+      loaded.tensors.push(result);
+      loaded.files.push(file);
+    }
+  });
   return loaded;
 }

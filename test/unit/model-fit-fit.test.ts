@@ -10,7 +10,7 @@ import { writeDataset, type DatasetFiles } from '../../src/fixtures/index.js';
 import { evaluateAnomalyModel, fitAnomalyModel, type FitAnomalyModelResult } from '../../src/model-fit/index.js';
 import { loadImageTensor } from '../../src/model-fit/preprocess.js';
 
-// Small and fast: 128-px images and model (a 32×32 feature grid), 20 good training images.
+// Small and fast: 128-px images and model (a 32×32 finest grid), 20 good training images.
 const IMAGE_SIZE = 128;
 const INPUT_SIZE = 128;
 
@@ -155,7 +155,7 @@ describe('fitAnomalyModel with a validation set', () => {
       fitAnomalyModel({ goodImages: training.good.slice(0, 3), outDir: join(workDir, 'none'), id: 'x', version: '1', inputSize: INPUT_SIZE }),
     ).rejects.toThrow(/at least 5 readable good images/);
     await expect(fitAnomalyModel({ goodImages: training.good, outDir: join(workDir, 'none'), id: 'x', version: '1', inputSize: 30 })).rejects.toThrow(
-      /multiple of 4/,
+      /multiple of 8/,
     );
   });
 });

@@ -1,6 +1,4 @@
 import { describe, expect, it } from 'vitest';
-import { FEATURE_COUNT } from '../../src/model-fit/anomaly-graph.js';
-import { fitLocationStatistics, inverseCholesky } from '../../src/model-fit/location-statistics.js';
 import { auroc, bestF1Threshold, confusionAt, f1Score, quantile } from '../../src/model-fit/metrics.js';
 import { Random } from '../../src/fixtures/random.js';
 
@@ -82,73 +80,5 @@ describe('f1 and thresholds', () => {
     expect(quantile([1, 2, 3, 4, 5], 0.9)).toBeCloseTo(4.6, 12);
     expect(quantile([7], 0.99)).toBe(7);
     expect(() => quantile([], 0.5)).toThrow();
-  });
-});
-
-describe('location statistics', () => {
-  it('inverseCholesky whitens: W Σ Wᵀ = I', () => {
-    const sigma = new Float64Array([4, 2, 0.4, 2, 3, 0.5, 0.4, 0.5, 1]);
-    const w = inverseCholesky(sigma, 3);
-    for (let i = 0; i < 3; i++) {
-      for (let j = 0; j < 3; j++) {
-        let sum = 0;
-        for (let a = 0; a < 3; a++) for (let b = 0; b < 3; b++) sum += (w[i * 3 + a] as number) * (sigma[a * 3 + b] as number) * (w[j * 3 + b] as number);
-        expect(sum).toBeCloseTo(i === j ? 1 : 0, 10);
-      }
-    }
-  });
-
-  it('fits means per cell and whitens correlated features to unit variance', () => {
-    const grid = { gridWidth: 2, gridHeight: 2 };
-    const cells = 4;
-    const rng = new Random(3);
-    // Feature 1 is 2 × feature 0 plus small noise: strongly correlated. Each cell has its own mean.
-    const samples = Array.from({ length: 400 }, () => {
-      const vector = new Float32Array(FEATURE_COUNT * cells);
-      for (let cell = 0; cell < cells; cell++) {
-        const common = rng.gaussian();
-        for (let f = 0; f < FEATURE_COUNT; f++) vector[f * cells + cell] = cell * 10 + rng.gaussian();
-        vector[0 * cells + cell] = cell * 10 + common;
-        vector[1 * cells + cell] = cell * 10 + 2 * common + 0.1 * rng.gaussian();
-      }
-      return vector;
-    });
-    const stats = fitLocationStatistics(samples, grid, { neighbourhoodRadius: 0, varianceShrinkage: 0 });
-    for (let cell = 0; cell < cells; cell++) expect(stats.mean[2 * cells + cell]).toBeCloseTo(cell * 10, 0);
-
-    // Whitened distances of the training samples average ≈ 1 per feature.
-    let sumSquares = 0;
-    for (const vector of samples) {
-      for (let cell = 0; cell < cells; cell++) {
-        for (let out = 0; out < FEATURE_COUNT; out++) {
-          let y = 0;
-          for (let f = 0; f < FEATURE_COUNT; f++) {
-            y += (stats.whitening[(out * FEATURE_COUNT + f) * cells + cell] as number) * ((vector[f * cells + cell] as number) - (stats.mean[f * cells + cell] as number));
-          }
-          sumSquares += y * y;
-        }
-      }
-    }
-    expect(sumSquares / (samples.length * cells * FEATURE_COUNT)).toBeCloseTo(1, 1);
-
-    // Breaking the correlation (feature 1 moves without feature 0) is far more anomalous than
-    // moving both together by the same amount along their usual direction.
-    const distance = (vector: Float32Array, cell: number): number => {
-      let total = 0;
-      for (let out = 0; out < FEATURE_COUNT; out++) {
-        let y = 0;
-        for (let f = 0; f < FEATURE_COUNT; f++) {
-          y += (stats.whitening[(out * FEATURE_COUNT + f) * cells + cell] as number) * ((vector[f * cells + cell] as number) - (stats.mean[f * cells + cell] as number));
-        }
-        total += y * y;
-      }
-      return Math.sqrt(total);
-    };
-    const along = Float32Array.from(stats.mean);
-    along[0] = (along[0] as number) + 1;
-    along[cells] = (along[cells] as number) + 2;
-    const across = Float32Array.from(stats.mean);
-    across[cells] = (across[cells] as number) + 2;
-    expect(distance(across, 0)).toBeGreaterThan(5 * distance(along, 0));
   });
 });
