@@ -81,6 +81,8 @@ async function main() {
     VISQ_EMBEDDED_PG_PORT: process.env.VISQ_EMBEDDED_PG_PORT ?? String(await freePort()),
     VISQ_EMBEDDED_MQTT_PORT: process.env.VISQ_EMBEDDED_MQTT_PORT ?? String(await freePort()),
     VISQ_TOPIC_PREFIX: `bench${port}`, VISQ_QUEUE_PREFIX: `bench${port}`, VISQ_LOG_LEVEL: 'warn',
+    // The benchmark measures the pipeline, not the per-station rate limit.
+    VISQ_STATION_RATE_LIMIT: '100000',
   };
   const cli = path.join(root, 'dist', 'cli.js');
   const admin = async (a: string[]) => new Promise<any>((resolve, reject) => {
