@@ -2,34 +2,16 @@ import express, { type Express, type Response } from 'express';
 import helmet from 'helmet';
 import { pinoHttp } from 'pino-http';
 import { randomUUID } from 'node:crypto';
-import type { ImageStore } from '../images/image-store.js';
-import type { PreparedInputs } from '../images/prepared-inputs.js';
-import type { ModelInput } from '../inference/manifest.js';
-import type { Logger } from '../logger.js';
-import type { Metrics } from '../ops/metrics.js';
 import type { MeasureCatalog } from '../quality/quality-plan.js';
-import type { Database } from '../traceability/database.js';
 import { authenticated } from './auth.js';
 import { errorHandler, HttpError } from './errors.js';
-import { inspectionRoutes } from './inspections-routes.js';
+import { inspectionRoutes, type InspectionRoutesDeps } from './inspections-routes.js';
 import { planRoutes } from './plans-routes.js';
 
 export type ReadinessCheck = () => Promise<string | null>;
 
-export interface HttpAppDeps {
-  db: Database;
-  images: ImageStore;
-  enqueue: (inspectionId: string) => Promise<void>;
-  queueDepth: () => Promise<number>;
-  maxQueueDepth: number;
-  stationRateLimit: number;
-  modelInputs: (modelIds: readonly string[]) => ModelInput[];
-  prepared: PreparedInputs;
+export interface HttpAppDeps extends InspectionRoutesDeps {
   catalog: MeasureCatalog;
-  limits: { imageBytes: number; imagePixels: number; imagesPerInspection: number };
-  topicPrefix: string;
-  metrics: Metrics;
-  log: Logger;
   /** Named checks; each returns null when healthy, else what is wrong. */
   readiness: Record<string, ReadinessCheck>;
 }
