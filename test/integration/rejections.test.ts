@@ -92,6 +92,18 @@ describe('images that are refused', () => {
     await expectError(res, 400, /invalid_field/);
   });
 
+  it('a multipart body with thousands of fields, or too many files', async () => {
+    const form = new FormData();
+    form.append('image', new Blob([new Uint8Array(png)], { type: 'image/png' }), 'p.png');
+    for (let i = 0; i < 3000; i++) form.append(`f${i}`, 'x');
+    const fields = await fetch(`${visq.baseUrl}/v1/inspections`, { method: 'POST', headers: { authorization: `Bearer ${apiKey}` }, body: form });
+    await expectError(fields, 413, /too_many_fields/);
+    const files = new FormData();
+    for (let i = 0; i < 50; i++) files.append('image', new Blob([new Uint8Array(png)], { type: 'image/png' }), `p${i}.png`);
+    files.append('serial', 'SN-1');
+    await expectError(await fetch(`${visq.baseUrl}/v1/inspections`, { method: 'POST', headers: { authorization: `Bearer ${apiKey}` }, body: files }), 413, /too_many_images/);
+  });
+
   it('a malformed multipart body', async () => {
     const res = await fetch(`${visq.baseUrl}/v1/inspections`, {
       method: 'POST', headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'multipart/form-data; boundary=xyz' }, body: '--xyz\r\nContent-Disposition: form-data; name="image"; filename="a.png"\r\n\r\nabc',
