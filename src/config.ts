@@ -39,7 +39,10 @@ const envSchema = z.object({
   VISQ_INFERENCE_THREADS: positiveInt.optional(),
   /** Jobs one worker process holds at once (preprocessing of the next overlaps inference). */
   VISQ_WORKER_CONCURRENCY: positiveInt.optional(),
-  VISQ_JOB_ATTEMPTS: positiveInt.default(3),
+  /** With backoff from 2 s doubling, 5 tries span about 30 s: a database restart does not turn into REVIEW verdicts. */
+  VISQ_JOB_ATTEMPTS: positiveInt.default(5),
+  /** An inspection still undecided this long after upload is checked for a lost or failed job. */
+  VISQ_RECONCILE_AFTER_SECONDS: positiveInt.default(30),
   /** Namespace of the queue's keys in a shared Redis. */
   VISQ_QUEUE_PREFIX: z.string().regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, "_" or "-"').default('visq'),
   /** How long a worker's claim on a job lasts; a killed worker's jobs are retried after about this long. */
@@ -84,6 +87,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
     inferenceThreads: e.VISQ_INFERENCE_THREADS,
     workerConcurrency: e.VISQ_WORKER_CONCURRENCY,
     jobAttempts: e.VISQ_JOB_ATTEMPTS,
+    reconcileAfterSeconds: e.VISQ_RECONCILE_AFTER_SECONDS,
     queuePrefix: e.VISQ_QUEUE_PREFIX,
     jobLockMs: e.VISQ_JOB_LOCK_MS,
     logLevel: e.VISQ_LOG_LEVEL,

@@ -201,8 +201,8 @@ export async function runWorker(rt: Runtime, db: Database, backend: QueueBackend
   const worker = createInspectionWorker(backend, processor, config.workerConcurrency ?? threads * 2, jobPolicy(config));
   worker.on('error', (err) => log.warn({ err: err.message }, 'queue worker error'));
   const queue = createInspectionQueue(backend, jobPolicy(config));
-  const reconciler = new Reconciler(db, queue, config.topicPrefix, log);
-  reconciler.start();
+  const reconciler = new Reconciler(db, queue, config.topicPrefix, log, config.reconcileAfterSeconds);
+  reconciler.start(Math.min(15_000, config.reconcileAfterSeconds * 500));
   void worker.run();
   log.info({ threads, concurrency: worker.opts.concurrency, queue: backend.kind }, 'inspection worker running');
   // Closing waits for the jobs in hand to finish, so none is left stalled by a clean shutdown.

@@ -141,7 +141,7 @@ describe('images that cannot be evaluated', () => {
   it('a stored image found corrupt at inference is decided REVIEW with a reason, at once; one that vanished, after its retries', async () => {
     const { writeFile, rm } = await import('node:fs/promises');
     database = await createTestDatabase(inject('postgresAdminUrl'));
-    const t = await testEnv({ databaseUrl: database.url, mqttUrl: inject('mqttUrl'), redisUrl: inject('redisUrl') });
+    const t = await testEnv({ databaseUrl: database.url, mqttUrl: inject('mqttUrl'), redisUrl: inject('redisUrl'), extra: { VISQ_JOB_ATTEMPTS: '3' } });
     cleanup = t.cleanup;
     const { apiKey } = await cliJson(['station', 'add', 'cam-c', '--line', 'l1'], t.env);
     await cliJson(['plan', 'apply', fixture('plans', 'PN-1001.json')], t.env);
