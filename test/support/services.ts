@@ -1,4 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { Redis } from 'ioredis';
 import mqtt from 'mqtt';
 import { freePort } from '../../src/embedded/embedded-services.js';
@@ -53,10 +55,20 @@ export async function startRedis(): Promise<{ url: string; stop: Stop }> {
   return { url, stop };
 }
 
-/** A Mosquitto of the caller's own (tests that stop and restart the broker use one). */
-export async function startMosquitto(port?: number): Promise<{ url: string; port: number; stop: Stop }> {
+/**
+ * A Mosquitto of the caller's own (tests that stop and restart the broker use one). With a
+ * persistence directory it keeps sessions and queued QoS 1 messages across restarts, as a plant's
+ * broker should.
+ */
+export async function startMosquitto(port?: number, persistenceDir?: string): Promise<{ url: string; port: number; stop: Stop }> {
   const p = port ?? (await freePort());
-  const { stop } = await startProgram('mosquitto', ['-p', String(p)]);
+  let args = ['-p', String(p)];
+  if (persistenceDir) {
+    const conf = path.join(persistenceDir, 'mosquitto.conf');
+    await writeFile(conf, `listener ${p} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location ${persistenceDir}/\n`);
+    args = ['-c', conf];
+  }
+  const { stop } = await startProgram('mosquitto', args);
   const url = `mqtt://127.0.0.1:${p}`;
   await until(() => mqttUp(url), 'mosquitto to listen');
   return { url, port: p, stop };

@@ -137,8 +137,9 @@ export class MesClient {
     });
   }
 
-  static async connect(url: string, subscriptions: string[]): Promise<MesClient> {
-    const client = await mqtt.connectAsync(url, { clientId: `test-mes-${randomBytes(4).toString('hex')}`, reconnectPeriod: 500 });
+  /** `persistent`: a session the broker keeps (and queues QoS 1 messages for) while the MES is away. */
+  static async connect(url: string, subscriptions: string[], persistent = false): Promise<MesClient> {
+    const client = await mqtt.connectAsync(url, { clientId: `test-mes-${randomBytes(4).toString('hex')}`, reconnectPeriod: 500, clean: !persistent });
     const mes = new MesClient(client);
     if (subscriptions.length) await client.subscribeAsync(subscriptions, { qos: 1 });
     return mes;
