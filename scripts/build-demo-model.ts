@@ -105,9 +105,13 @@ async function main(): Promise<void> {
     const scoreOf = new Map(evaluation.scores.map((s) => [s.file, s.score]));
     const goodScores = test.good.map((file) => scoreOf.get(file) as number);
     const perDefect: Record<string, number> = {};
+    // Pixel AUROC per defect type: the good images' pixels against that type's images' pixels.
+    const pixelPerDefect: Record<string, number | null> = {};
     for (const [defect, files] of test.bad) {
       const badScores = files.map((file) => scoreOf.get(file) as number);
       perDefect[defect] = round(auroc([...goodScores, ...badScores], [...goodScores.map(() => 0), ...badScores.map(() => 1)]));
+      const pixel = (await evaluateAnomalyModel({ modelDir: outDir, good: test.good, bad: files, masks: test.masks })).pixelAuroc;
+      pixelPerDefect[defect] = pixel === null ? null : round(pixel);
     }
 
     const latency = await measureLatency(outDir, test.good, 50, 1);
@@ -120,6 +124,7 @@ async function main(): Promise<void> {
       f1_threshold: evaluation.threshold,
       pixel_auroc: evaluation.pixelAuroc === null ? null : round(evaluation.pixelAuroc),
       image_auroc_per_defect: perDefect,
+      pixel_auroc_per_defect: pixelPerDefect,
       inference_ms_per_image: round(evaluation.inferenceMsPerImage, 2),
       inference_measured_on: `onnxruntime-node CPU (default threads, ${cpus().length} cores), batch 1, ${process.platform}/${process.arch}, Node ${process.version}`,
       inference_p50_ms_1_thread: round(latency.p50Ms, 2),
@@ -136,6 +141,7 @@ async function main(): Promise<void> {
           image_f1: evaluation.f1,
           pixel_auroc: evaluation.pixelAuroc,
           image_auroc_per_defect: perDefect,
+          pixel_auroc_per_defect: pixelPerDefect,
           inference_ms_per_image: evaluation.inferenceMsPerImage,
           inference_p50_ms_1_thread: latency.p50Ms,
           calibration: manifest.card.metrics.calibration,

@@ -396,7 +396,7 @@ function describeMethod(o: {
     (o.gaussian
       ? `Second branch, for what depends on where it is (a missing hole, a shading change): per ${4 * gaussianFactor(o.size)}-px cell a Gaussian of ${FEATURE_COUNT} fixed ` +
         'local features (relative log luminance, colour, log local variance, log directional and Laplacian energies), full covariance ' +
-        'pooled over 3×3 cells; its Mahalanobis RMS map 3×3 smoothed and weighted the same way. '
+        'pooled over 3×3 cells; its Mahalanobis RMS map 3×3 smoothed, dilated by one cell (3×3 maximum) and weighted the same way. '
       : '') +
     `Anomaly map = maximum over ${o.gaussian ? 'scales and branches' : 'scales'} on the finest grid, bilinear to input size; ` +
     'image score = map maximum. The patch branch is location-free: parts need not be aligned. ' +

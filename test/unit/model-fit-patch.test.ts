@@ -8,7 +8,9 @@ import { defectTypeOf, findMasks, idFromFolder, listImages, maskCandidates } fro
 import { symmetricEigen } from '../../src/model-fit/linear-algebra.js';
 import { channelMajorToRows, greedyCoreset, nearestDistance, selectMemoryBank } from '../../src/model-fit/memory-bank.js';
 import { pcaFromMoments } from '../../src/model-fit/patch-fit.js';
+import { FEATURE_COUNT, addGaussianGridMap, buildFeatureModel, gridSizeFor } from '../../src/model-fit/anomaly-graph.js';
 import { locationExplainedVariance } from '../../src/model-fit/location-statistics.js';
+import { GraphBuilder } from '../../src/model-fit/onnx-graph.js';
 import { PATCH_SIZE, buildDescriptorModel, buildPatchModel, descriptorLength, patchGridSize, type PatchFeatureParameters } from '../../src/model-fit/patch-model.js';
 
 describe('symmetricEigen', () => {
@@ -190,5 +192,41 @@ describe('image folders', () => {
   it('defectTypeOf names the first sub-folder', () => {
     expect(defectTypeOf('/b', '/b/crack/1.png')).toBe('crack');
     expect(defectTypeOf('/b', '/b/1.png')).toBeNull();
+  });
+});
+
+describe('per-location Gaussian map', () => {
+  it('is the smoothed Mahalanobis map dilated by one cell: a local change lifts its 3×3 neighbourhood to its maximum', async () => {
+    const size = { width: 64, height: 64 };
+    const { gridWidth, gridHeight } = gridSizeFor(size);
+    const cells = gridWidth * gridHeight;
+    const flat = new Float32Array(3 * 64 * 64).fill(0.5);
+    // Statistics: the flat image's features as the mean, identity whitening.
+    const featureSession = await ort.InferenceSession.create(buildFeatureModel(size));
+    const mean = Float32Array.from((await featureSession.run({ input: new ort.Tensor('float32', flat, [1, 3, 64, 64]) })).features?.data as Float32Array);
+    await featureSession.release();
+    const whitening = new Float32Array(FEATURE_COUNT * FEATURE_COUNT * cells);
+    for (let a = 0; a < FEATURE_COUNT; a++) whitening.fill(1, (a * FEATURE_COUNT + a) * cells, (a * FEATURE_COUNT + a + 1) * cells);
+    const g = new GraphBuilder('gaussian_map_test');
+    const input = g.input('input', [1, 3, 64, 64]);
+    g.output(addGaussianGridMap(g, input, size, { mean, whitening }), 'map', [1, 1, gridHeight, gridWidth]);
+    const session = await ort.InferenceSession.create(g.toBytes());
+    // A dark 2×2 spot inside grid cell (8, 8) (pixels 32..35).
+    const spotted = Float32Array.from(flat);
+    for (let c = 0; c < 3; c++) for (let y = 33; y < 35; y++) for (let x = 33; x < 35; x++) spotted[c * 4096 + y * 64 + x] = 0.1;
+    const map = (await session.run({ input: new ort.Tensor('float32', spotted, [1, 3, 64, 64]) })).map?.data as Float32Array;
+    const flatMap = (await session.run({ input: new ort.Tensor('float32', flat, [1, 3, 64, 64]) })).map?.data as Float32Array;
+    await session.release();
+    expect(Math.max(...flatMap)).toBeLessThan(1e-3);
+    const maximum = Math.max(...map);
+    expect(maximum).toBeGreaterThan(0.1);
+    // The first cell at the maximum in raster order is the top-left corner of its 3×3 plateau.
+    const corner = map.findIndex((v) => v >= maximum - 1e-5);
+    const py = Math.floor(corner / gridWidth) + 1;
+    const px = (corner % gridWidth) + 1;
+    for (let dy = -1; dy <= 1; dy++) for (let dx = -1; dx <= 1; dx++) expect(map[(py + dy) * gridWidth + px + dx]).toBeCloseTo(maximum, 5);
+    expect(Math.abs(py - 8) + Math.abs(px - 8)).toBeLessThanOrEqual(2);
+    // Far from the spot the map stays at the flat image's level.
+    expect(map[1 * gridWidth + 1]).toBeLessThan(1e-3);
   });
 });
