@@ -1,5 +1,5 @@
 /**
- * Builds the shipped demo model models/surface-anomaly (id surface-anomaly, version 1.0.0) for the
+ * Builds the shipped demo model models/surface-anomaly (id surface-anomaly) for the
  * machined-surface part (PN-1001), entirely from synthetic fixtures:
  *   training   good images only, seed TRAINING_SEED              → per-location statistics
  *   validation good + every defect, seed VALIDATION_SEED         → threshold and normalisation
@@ -24,7 +24,7 @@ import { PART_TYPES, isPartType, writeDataset, type DatasetFiles, type PartType 
 import { auroc, evaluateAnomalyModel, fitAnomalyModel, measureLatency, recordMetrics } from '../src/model-fit/index.js';
 
 const MODEL_IDS: Record<PartType, string> = { 'machined-surface': 'surface-anomaly', bracket: 'bracket-anomaly' };
-const MODEL_VERSION = '2.0.0';
+const MODEL_VERSION = '2.1.0';
 const IMAGE_SIZE = 256;
 
 const TRAINING_SEED = 1001;
