@@ -160,12 +160,10 @@ describe('nothing lost while a stream of 500 images flows', () => {
     });
   }, 400_000);
 
-  // The issue asks for a minute; with 60 s the MES client here missed the verdicts relayed after the
-  // restart (the broker acknowledged them all), which is still being investigated: see the closing note.
-  it('the broker is down for 15 s', async () => {
-    await runWithFault('MQTT broker down 15 s', async (s) => {
+  it('the broker is down for a minute', async () => {
+    await runWithFault('MQTT broker down 60 s', async (s) => {
       await s.stopBroker();
-      await new Promise((r) => setTimeout(r, 15_000));
+      await new Promise((r) => setTimeout(r, 60_000));
       s.stopBroker = (await startMosquitto(s.mqttPort, s.mqttDir)).stop;
     });
   }, 400_000);

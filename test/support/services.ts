@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { writeFile } from 'node:fs/promises';
+import { chmod, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import mqtt from 'mqtt';
@@ -64,6 +64,8 @@ export async function startMosquitto(port?: number, persistenceDir?: string): Pr
   const p = port ?? (await freePort());
   let args = ['-p', String(p)];
   if (persistenceDir) {
+    // Started as root, mosquitto drops to its own user, which must be able to write its database here.
+    await chmod(persistenceDir, 0o777);
     const conf = path.join(persistenceDir, 'mosquitto.conf');
     await writeFile(conf, `listener ${p} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location ${persistenceDir}/\n`);
     args = ['-c', conf];
