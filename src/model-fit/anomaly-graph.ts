@@ -50,13 +50,21 @@ export interface GridSize {
   gridHeight: number;
 }
 
-export function gridSizeFor(size: ModelSize): GridSize {
+/**
+ * A model size whose sides are multiples of `step` and at least four steps, as a grid of that step;
+ * a RangeError naming the side otherwise.
+ */
+export function gridOfStep(size: ModelSize, step: number): GridSize {
   for (const [name, value] of Object.entries(size)) {
-    if (!Number.isInteger(value) || value < 4 * FEATURE_STRIDE || value % FEATURE_STRIDE !== 0) {
-      throw new RangeError(`model ${name} must be a multiple of ${FEATURE_STRIDE} and at least ${4 * FEATURE_STRIDE}, got ${value}`);
+    if (!Number.isInteger(value) || value < 4 * step || value % step !== 0) {
+      throw new RangeError(`model ${name} must be a multiple of ${step} and at least ${4 * step}, got ${value}`);
     }
   }
-  return { gridWidth: size.width / FEATURE_STRIDE, gridHeight: size.height / FEATURE_STRIDE };
+  return { gridWidth: size.width / step, gridHeight: size.height / step };
+}
+
+export function gridSizeFor(size: ModelSize): GridSize {
+  return gridOfStep(size, FEATURE_STRIDE);
 }
 
 /** Per-cell Gaussians fitted on good images (see location-statistics.ts). */

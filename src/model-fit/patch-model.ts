@@ -23,7 +23,9 @@
  * wherever it is as long as no good patch looks like it. There is no smoothing of the map: defects
  * a few pixels wide (a pin-hole, a hairline crack) cover one or two grid cells.
  */
-import { FEATURE_STRIDE, addGaussianGridMap, gaussianFactor, type LocationStatistics } from './anomaly-graph.js';
+import { FEATURE_STRIDE, addGaussianGridMap, gaussianFactor, gridOfStep, type GridSize, type LocationStatistics, type ModelSize } from './anomaly-graph.js';
+
+export type { GridSize, ModelSize };
 import { GraphBuilder } from './onnx-graph.js';
 
 /** Patch size in pixels of its pyramid level, and the step between patches there. */
@@ -56,30 +58,14 @@ export interface ScoreNormalization {
   max: number;
 }
 
-export interface ModelSize {
-  width: number;
-  height: number;
-}
-
-export interface GridSize {
-  gridWidth: number;
-  gridHeight: number;
-}
-
 /** Grid step, in input pixels, of a scale's patches. */
 export const gridStep = (scale: PatchScale): number => PATCH_STEP * scale.factor;
 
 /** The finest grid (that of the smallest factor), on which the scales are combined. */
 export function patchGridSize(size: ModelSize, scales: readonly PatchScale[]): GridSize {
   if (scales.length === 0) throw new RangeError('at least one patch scale is needed');
-  const coarsest = Math.max(...scales.map(gridStep));
-  const finest = Math.min(...scales.map(gridStep));
-  for (const [name, value] of Object.entries(size)) {
-    if (!Number.isInteger(value) || value < 4 * coarsest || value % coarsest !== 0) {
-      throw new RangeError(`model ${name} must be a multiple of ${coarsest} and at least ${4 * coarsest}, got ${value}`);
-    }
-  }
-  return { gridWidth: size.width / finest, gridHeight: size.height / finest };
+  gridOfStep(size, Math.max(...scales.map(gridStep)));
+  return gridOfStep(size, Math.min(...scales.map(gridStep)));
 }
 
 /** Fitted PCA of one scale's patches. */
