@@ -3,7 +3,7 @@ import mqtt, { type MqttClient } from 'mqtt';
 import pg from 'pg';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../ops/metrics.js';
-import { stationContextSchema } from '../http/upload-fields.js';
+import { stationContextSchema } from '../traceability/trace-fields.js';
 import type { Database } from '../traceability/database.js';
 import { countUnsent, fetchUnsent, markSent, type OutboxMessage } from '../traceability/outbox.js';
 import { saveStationContext } from '../traceability/stations-and-users.js';
