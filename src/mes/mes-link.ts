@@ -150,7 +150,11 @@ export class MesLink {
   /** Publishes each station's messages in order, stations side by side; returns how many were acknowledged. */
   private async relay(batch: OutboxMessage[]): Promise<number> {
     const byStation = new Map<string, OutboxMessage[]>();
-    for (const m of batch) byStation.set(m.stationId, [...(byStation.get(m.stationId) ?? []), m]);
+    for (const m of batch) {
+      const messages = byStation.get(m.stationId);
+      if (messages) messages.push(m);
+      else byStation.set(m.stationId, [m]);
+    }
     const acked: number[] = [];
     await Promise.all([...byStation.values()].map(async (messages) => {
       for (const m of messages) {
