@@ -3,6 +3,7 @@ WORKDIR /app
 COPY package.json package-lock.json .npmrc tsconfig.json ./
 COPY src ./src
 COPY migrations ./migrations
+COPY ui ./ui
 RUN npm ci --no-audit --no-fund && npm prune --omit=dev
 COPY models ./models
 COPY fixtures ./fixtures

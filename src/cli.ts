@@ -1,5 +1,7 @@
 #!/usr/bin/env node
 import { readFile } from 'node:fs/promises';
+import os from 'node:os';
+import readline from 'node:readline';
 import { Command, CommanderError, Option } from 'commander';
 import { roles, type Role } from './access/roles.js';
 import { InputError } from './cli-errors.js';
@@ -11,7 +13,33 @@ import { createMetrics } from './ops/metrics.js';
 import { validateQualityPlan } from './quality/quality-plan.js';
 import { openDatabase, openQueueBackend, openRegistry, resolveDatabaseUrl, resolveMqttUrl, runAll, runApi, runWorker, Runtime, UsageError } from './runtime.js';
 import { storePlanVersion } from './traceability/quality-plans.js';
-import { AlreadyExistsError, addStation, addUser } from './traceability/stations-and-users.js';
+import { AlreadyExistsError, NotFoundError, addStation, addUser, setPassword } from './traceability/stations-and-users.js';
+import { verifyAuditTrail } from './traceability/audit-verification.js';
+import { hashPassword, passwordProblem } from './access/passwords.js';
+
+/** Who the audit trail names for changes made at the command line. */
+const cliActor = () => `cli:${os.userInfo().username}`;
+
+/** A password from stdin (one line), or typed at a prompt without echo when stdin is a terminal. */
+async function readPassword(): Promise<string> {
+  let password: string;
+  if (process.stdin.isTTY) {
+    const rl = readline.createInterface({ input: process.stdin, output: process.stderr, terminal: true });
+    process.stderr.write('Password: ');
+    // Typed characters are not echoed.
+    (rl as unknown as { _writeToOutput: (s: string) => void })._writeToOutput = () => {};
+    password = await new Promise<string>((resolve) => rl.question('', resolve));
+    rl.close();
+    process.stderr.write('\n');
+  } else {
+    const chunks: Buffer[] = [];
+    for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+    password = Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+  }
+  const problem = passwordProblem(password);
+  if (problem) throw new InputError(problem);
+  return password;
+}
 
 
 function runtime(component: string, quiet = false): Runtime {
@@ -103,22 +131,35 @@ station.command('add <stationId>').description('register a camera station; print
     for (const [what, v] of [['stationId', stationId], ['--line', opts.line], ['--site', opts.site ?? 'site1']] as const) {
       if (!level.test(v)) throw new InputError(`${what} "${v}": 1–64 letters, digits, "_" or "-" (it is an MQTT topic level)`);
     }
-    const out = await withDatabase((rt, db) => addStation(db, stationId, opts.site ?? rt.config.site, opts.line));
+    const out = await withDatabase((rt, db) => addStation(db, cliActor(), stationId, opts.site ?? rt.config.site, opts.line));
     process.stdout.write(`${JSON.stringify(out)}\n`);
   });
 
 const user = program.command('user').description('people');
+const usernamePattern = /^[A-Za-z0-9_.@-]{1,64}$/;
 user.command('add <username>').description('create an account; prints a personal API token once')
   .addOption(new Option('--role <role>', 'what the person may do').choices(roles as string[]).makeOptionMandatory())
-  .action(async (username: string, opts: { role: Role }) => {
-    if (!/^[A-Za-z0-9_.@-]{1,64}$/.test(username)) throw new InputError(`username "${username}": 1–64 letters, digits or "_.@-"`);
-    const out = await withDatabase((_rt, db) => addUser(db, username, opts.role, null));
+  .option('--name <full name>', 'the printed name electronic signatures show (default: the username)')
+  .option('--password-stdin', 'read a password for the review workbench from stdin (needed to sign in and to sign dispositions)')
+  .action(async (username: string, opts: { role: Role; name?: string; passwordStdin?: boolean }) => {
+    if (!usernamePattern.test(username)) throw new InputError(`username "${username}": 1–64 letters, digits or "_.@-"`);
+    const fullName = opts.name?.trim() || null;
+    if (fullName !== null && fullName.length > 200) throw new InputError('--name: at most 200 characters');
+    const passwordHash = opts.passwordStdin ? await hashPassword(await readPassword()) : null;
+    const out = await withDatabase((_rt, db) => addUser(db, cliActor(), { username, role: opts.role, fullName, passwordHash }));
     process.stdout.write(`${JSON.stringify(out)}\n`);
+  });
+user.command('passwd <username>').description("set or reset a person's password (from stdin, or typed at a prompt); ends their sessions")
+  .action(async (username: string) => {
+    const passwordHash = await hashPassword(await readPassword());
+    await withDatabase((_rt, db) => setPassword(db, cliActor(), username, passwordHash));
+    process.stdout.write(`${JSON.stringify({ username, passwordSet: true })}\n`);
   });
 
 const plan = program.command('plan').description('quality plans');
 plan.command('apply <file>').description('validate a quality plan (JSON) and store it as a new version')
-  .action(async (file: string) => {
+  .option('--reason <why>', 'why this version was made (kept in the audit trail)')
+  .action(async (file: string, opts: { reason?: string }) => {
     let doc: unknown;
     try {
       doc = JSON.parse(await readFile(file, 'utf8'));
@@ -128,7 +169,7 @@ plan.command('apply <file>').description('validate a quality plan (JSON) and sto
     const config = loadConfig();
     const checked = validateQualityPlan(doc, measureCatalog(await loadRegistry(config.modelsDir)));
     if (!checked.ok) throw new InputError(`invalid quality plan ${file}:\n  ${checked.problems.join('\n  ')}`);
-    const stored = await withDatabase((_rt, db) => storePlanVersion(db, checked.plan, 'cli'));
+    const stored = await withDatabase((_rt, db) => storePlanVersion(db, checked.plan, cliActor(), opts.reason ?? null));
     process.stdout.write(`${JSON.stringify({ partNumber: stored.partNumber, operation: stored.operation, version: stored.version })}\n`);
   });
 
@@ -141,6 +182,17 @@ program.command('demo').description('run a demo lot of fixture images through th
     await runDemo(n);
   });
 
+const audit = program.command('audit').description('the audit trail');
+audit.command('verify').description('check the audit trail\'s hash chain; exit 1 and name each changed or deleted entry')
+  .action(async () => {
+    const report = await withDatabase((_rt, db) => verifyAuditTrail(db));
+    process.stdout.write(`${JSON.stringify(report)}\n`);
+    if (!report.intact) {
+      for (const p of report.problems) process.stderr.write(`visq: audit trail: ${p}\n`);
+      process.exitCode = 1;
+    }
+  });
+
 registerModelCommands(program);
 
 try {
@@ -149,7 +201,7 @@ try {
   if (err instanceof CommanderError) {
     process.exit(err.exitCode === 0 ? 0 : 2);
   }
-  const usage = err instanceof InputError || err instanceof ConfigError || err instanceof UsageError || err instanceof AlreadyExistsError;
+  const usage = err instanceof InputError || err instanceof ConfigError || err instanceof UsageError || err instanceof AlreadyExistsError || err instanceof NotFoundError;
   process.stderr.write(`visq: ${err instanceof ModelLoadError ? 'model registry: ' : ''}${(err as Error).message}\n`);
   process.exit(usage ? 2 : 1);
 }

@@ -9,7 +9,7 @@ import { createHttpApp } from './http/http-app.js';
 import { FilesystemImageStore } from './images/image-store.js';
 import { PreparedInputs } from './images/prepared-inputs.js';
 import { InferencePool } from './inference/inference-pool.js';
-import { loadRegistry, measureCatalog, type ModelRegistry } from './inference/model-registry.js';
+import { loadRegistry, type ModelRegistry } from './inference/model-registry.js';
 import type { Logger } from './logger.js';
 import { MesLink, redact } from './mes/mes-link.js';
 import type { Metrics } from './ops/metrics.js';
@@ -17,6 +17,7 @@ import { createInspectionQueue, createInspectionWorker, enqueueInspection, queue
 import { createInspectionProcessor } from './queue/process-inspection.js';
 import { Reconciler } from './queue/reconciler.js';
 import { createDatabase, migrate, type Database } from './traceability/database.js';
+import { ReviewChanges } from './traceability/review-changes.js';
 
 /** Something that can be stopped at shutdown, in reverse order of starting. */
 type Stoppable = () => Promise<void>;
@@ -157,6 +158,8 @@ export async function runApi(rt: Runtime, db: Database, backend: QueueBackend, r
   rt.onStop(() => link.stop());
 
   metrics.countQueueWith(() => queue.getJobCounts('waiting', 'active', 'delayed', 'failed', 'completed'));
+  const reviewChanges = new ReviewChanges(databaseUrl, log);
+  reviewChanges.start();
 
   const app = createHttpApp({
     db,
@@ -170,7 +173,9 @@ export async function runApi(rt: Runtime, db: Database, backend: QueueBackend, r
     stationRateLimit: config.stationRateLimit,
     modelInputs: (ids) => ids.flatMap((id) => registry.get(id)?.manifest.input ?? []),
     prepared: new PreparedInputs(config.preparedDir),
-    catalog: measureCatalog(registry),
+    models: [...registry.values()].map(({ manifest: m }) => ({ id: m.id, version: m.version, task: m.task, measures: m.measures })),
+    reviewChanges,
+    sessionSeconds: config.sessionHours * 3600,
     limits: config.limits,
     topicPrefix: config.topicPrefix,
     metrics,
@@ -186,7 +191,12 @@ export async function runApi(rt: Runtime, db: Database, backend: QueueBackend, r
     const s = app.listen(config.http.port, config.http.host, (err?: Error) => (err ? reject(err) : resolve(s)));
   });
   server.keepAliveTimeout = 65_000;
-  rt.onStop(() => new Promise((resolve) => server.close(() => resolve())));
+  rt.onStop(async () => {
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    // Live event streams never end on their own; end them so the server can close.
+    await reviewChanges.stop();
+    await closed;
+  });
   const port = (server.address() as AddressInfo).port;
   log.info({ port, queue: backend.kind }, 'HTTP API listening');
   return { port };

@@ -37,12 +37,12 @@ export async function runDemo(imageCount: number): Promise<void> {
 
     const suffix = Math.random().toString(36).slice(2, 6);
     const stationId = `demo-cam-${suffix}`;
-    const { apiKey } = await addStation(db, stationId, config.site, 'line-1');
-    const { token } = await addUser(db, `demo-reviewer-${suffix}`, 'reviewer', null);
+    const { apiKey } = await addStation(db, 'demo', stationId, config.site, 'line-1');
+    const { token } = await addUser(db, 'demo', { username: `demo-reviewer-${suffix}`, role: 'reviewer', fullName: 'Demo Reviewer', passwordHash: null });
     const planDoc = JSON.parse(await readFile(path.join(packageRoot, 'fixtures', 'plans', 'PN-1001.json'), 'utf8'));
     const checked = validateQualityPlan(planDoc, measureCatalog(registry));
     if (!checked.ok) throw new Error(`demo plan invalid: ${checked.problems.join('; ')}`);
-    const plan = await storePlanVersion(db, checked.plan, 'demo');
+    const plan = await storePlanVersion(db, checked.plan, 'demo', 'demo lot');
 
     // The MES: listens for verdicts and tells the station its current job (retained context).
     const mes = await mqtt.connectAsync(mqttUrl, { clientId: `demo-mes-${suffix}` });

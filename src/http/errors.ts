@@ -1,4 +1,5 @@
 import type { ErrorRequestHandler } from 'express';
+import type { z } from 'zod';
 import type { Logger } from '../logger.js';
 
 /** An error a client caused or can act on; becomes `{"error": {"code", "message"}}`. */
@@ -6,6 +7,13 @@ export class HttpError extends Error {
   constructor(readonly status: number, readonly code: string, message: string, readonly headers: Record<string, string> = {}) {
     super(message);
   }
+}
+
+/** Parses a query string or body with a zod schema; a 400 with `code` that names every problem otherwise. */
+export function parseOr400<S extends z.ZodType>(schema: S, value: unknown, code: string): z.output<S> {
+  const r = schema.safeParse(value);
+  if (!r.success) throw new HttpError(400, code, r.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; '));
+  return r.data;
 }
 
 /** Maps errors from express, body parsers and multer to the contract's JSON errors. */

@@ -1,17 +1,28 @@
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import cookieParser from 'cookie-parser';
 import express, { type Express, type Response } from 'express';
 import helmet from 'helmet';
 import { pinoHttp } from 'pino-http';
 import { randomUUID } from 'node:crypto';
-import type { MeasureCatalog } from '../quality/quality-plan.js';
+import type { ReviewChanges } from '../traceability/review-changes.js';
+import { auditRoutes } from './audit-routes.js';
 import { authenticated } from './auth.js';
+import { eventRoutes } from './events-routes.js';
 import { errorHandler, HttpError } from './errors.js';
 import { inspectionRoutes, type InspectionRoutesDeps } from './inspections-routes.js';
-import { planRoutes } from './plans-routes.js';
+import { lotRoutes } from './lots-routes.js';
+import { planRoutes, type ModelSummary } from './plans-routes.js';
+import { sessionRoutes, sessionSignInRoutes } from './session-routes.js';
+
+const uiDir = fileURLToPath(new URL('../../ui/dist', import.meta.url));
 
 export type ReadinessCheck = () => Promise<string | null>;
 
 export interface HttpAppDeps extends InspectionRoutesDeps {
-  catalog: MeasureCatalog;
+  models: readonly ModelSummary[];
+  reviewChanges: ReviewChanges;
+  sessionSeconds: number;
   /** Named checks; each returns null when healthy, else what is wrong. */
   readiness: Record<string, ReadinessCheck>;
 }
@@ -19,7 +30,16 @@ export interface HttpAppDeps extends InspectionRoutesDeps {
 export function createHttpApp(deps: HttpAppDeps): Express {
   const app = express();
   app.disable('x-powered-by');
-  app.use(helmet());
+  app.use(helmet({
+    contentSecurityPolicy: {
+      directives: {
+        // Overlays are drawn on canvases and shown as data:/blob: URLs.
+        'img-src': ["'self'", 'data:', 'blob:'],
+        // Plants often serve the workbench over plain HTTP on the line network: do not rewrite to https.
+        'upgrade-insecure-requests': null,
+      },
+    },
+  }));
   app.set('trust proxy', 'loopback');
   app.use(pinoHttp({
     logger: deps.log,
@@ -61,10 +81,24 @@ export function createHttpApp(deps: HttpAppDeps): Express {
   });
 
   const v1 = express.Router();
+  v1.use(cookieParser());
+  v1.use(sessionSignInRoutes(deps.db, deps.sessionSeconds));
   v1.use(authenticated(deps.db));
+  v1.use(sessionRoutes(deps.db));
   v1.use(inspectionRoutes(deps));
-  v1.use(planRoutes(deps.db, deps.catalog));
+  v1.use(lotRoutes(deps.db));
+  v1.use(planRoutes(deps.db, deps.models));
+  v1.use(auditRoutes(deps.db));
+  v1.use(eventRoutes(deps.reviewChanges));
   app.use('/v1', v1);
+
+  // The review workbench: a built single-page app (`npm run build:ui`) that uses the API above.
+  if (existsSync(uiDir)) {
+    app.use('/', express.static(uiDir, {
+      index: 'index.html',
+      setHeaders: (res, file) => res.setHeader('Cache-Control', file.includes('/assets/') ? 'public, max-age=31536000, immutable' : 'no-cache'),
+    }));
+  }
   app.use((req, _res) => { throw new HttpError(404, 'not_found', `no route ${req.method} ${req.path}`); });
   app.use(errorHandler(deps.log));
   return app;

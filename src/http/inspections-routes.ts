@@ -10,11 +10,12 @@ import type { ModelInput } from '../inference/manifest.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../ops/metrics.js';
 import type { Database } from '../traceability/database.js';
-import { findInspection, findInspectionIdByIdempotencyKey, findLot, listAwaitingReview, recordDisposition, recordInspection } from '../traceability/inspections.js';
+import { findInspection, findInspectionIdByIdempotencyKey, listAwaitingReview, listPartHistory, recordDisposition, recordInspection, type Signer } from '../traceability/inspections.js';
 import { findCurrentPlan } from '../traceability/quality-plans.js';
-import { findStationContext } from '../traceability/stations-and-users.js';
+import { findPerson, findStationContext } from '../traceability/stations-and-users.js';
+import { passwordMatches } from '../access/passwords.js';
 import { role, stationOnly, username } from './auth.js';
-import { HttpError } from './errors.js';
+import { HttpError, parseOr400 } from './errors.js';
 import { idempotencyKeySchema, uploadFieldsSchema } from './upload-fields.js';
 
 export interface InspectionRoutesDeps {
@@ -101,20 +102,10 @@ export function inspectionRoutes(deps: InspectionRoutesDeps): Router {
     res.json(doc);
   });
 
-  router.get('/lots/:lotId', role('reviewer'), async (req, res) => {
-    const q = z.object({ cursor: z.string().max(500).optional(), limit: z.coerce.number().int().min(1).max(1000).default(100) }).safeParse(req.query);
-    if (!q.success) throw new HttpError(400, 'invalid_query', q.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
-    let cursor = null;
-    if (q.data.cursor) {
-      try {
-        cursor = z.object({ receivedAt: z.iso.datetime({ offset: true }), id: z.uuid() }).parse(JSON.parse(Buffer.from(q.data.cursor, 'base64url').toString()));
-      } catch {
-        throw new HttpError(400, 'invalid_cursor', 'the cursor is not one this API gave out');
-      }
-    }
-    const lot = await findLot(deps.db, String(req.params.lotId), cursor, q.data.limit);
-    if (!lot) throw new HttpError(404, 'not_found', `no inspections in lot ${req.params.lotId}`);
-    res.json(lot);
+  router.get('/inspections', role('reviewer'), async (req, res) => {
+    const q = z.object({ partNumber: z.string().min(1).max(64), serial: z.string().min(1).max(128), limit: z.coerce.number().int().min(1).max(500).default(50) }).safeParse(req.query);
+    if (!q.success) throw new HttpError(400, 'invalid_query', `${q.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')} (a part's history needs partNumber and serial)`);
+    res.json({ inspections: await listPartHistory(deps.db, q.data.partNumber, q.data.serial, q.data.limit) });
   });
 
   router.get('/review', role('reviewer'), async (req, res) => {
@@ -131,9 +122,12 @@ export function inspectionRoutes(deps: InspectionRoutesDeps): Router {
     const id = String(req.params.id);
     if (!uuid.safeParse(id).success) throw new HttpError(400, 'invalid_id', 'an inspection id is a UUID');
     res.locals.inspectionId = id;
-    const body = z.object({ decision: z.enum(['accept', 'rework', 'scrap']), reason: z.string().trim().min(1).max(2000) }).strict().safeParse(req.body);
-    if (!body.success) throw new HttpError(400, 'invalid_disposition', body.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; '));
-    const out = await recordDisposition(deps.db, id, username(req), body.data.decision, body.data.reason, deps.topicPrefix);
+    const body = parseOr400(z.object({
+      decision: z.enum(['accept', 'rework', 'scrap']),
+      reason: z.string().trim().min(1).max(2000),
+      password: z.string().min(1).max(1024).optional(),
+    }).strict(), req.body, 'invalid_disposition');
+    const out = await recordDisposition(deps.db, id, await signer(deps.db, username(req), body.password), body.decision, body.reason, deps.topicPrefix);
     if (!out.ok) {
       const [status, message] = {
         not_found: [404, `no inspection ${id}`],
@@ -143,7 +137,7 @@ export function inspectionRoutes(deps: InspectionRoutesDeps): Router {
       }[out.code] as [number, string];
       throw new HttpError(status, out.code, message);
     }
-    req.log.info({ inspectionId: id, decision: body.data.decision }, 'disposition recorded');
+    req.log.info({ inspectionId: id, decision: body.decision }, 'disposition recorded');
     res.json(out.document);
   });
 
@@ -160,6 +154,23 @@ export function inspectionRoutes(deps: InspectionRoutesDeps): Router {
   });
 
   return router;
+}
+
+/**
+ * A disposition is an electronic signature (21 CFR 11.200): an account with a password signs by
+ * entering it again. Accounts without one (API integrations) sign with their token, and the
+ * record says so.
+ */
+async function signer(db: Database, username: string, password: string | undefined): Promise<Signer> {
+  const person = await findPerson(db, username);
+  if (!person) throw new HttpError(403, 'forbidden', `no user "${username}"`);
+  if (person.passwordHash === null) {
+    if (password !== undefined) throw new HttpError(403, 'invalid_signature', 'this account has no password; sign with its API token alone');
+    return { username, name: person.name, method: 'token' };
+  }
+  if (password === undefined) throw new HttpError(403, 'invalid_signature', 'sign the disposition: enter your password');
+  if (!(await passwordMatches(password, person.passwordHash))) throw new HttpError(403, 'invalid_signature', 'the password is not correct; the disposition was not signed');
+  return { username, name: person.name, method: 'password' };
 }
 
 async function acceptUpload(deps: InspectionRoutesDeps, station: { stationId: string; site: string; line: string }, req: Request, idempotencyKey: string | null) {

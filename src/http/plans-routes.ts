@@ -1,32 +1,61 @@
 import express, { Router } from 'express';
 import { z } from 'zod';
-import { validateQualityPlan, type MeasureCatalog } from '../quality/quality-plan.js';
+import { diffPlans } from '../quality/plan-diff.js';
+import { validateQualityPlan } from '../quality/quality-plan.js';
 import type { Database } from '../traceability/database.js';
-import { findCurrentPlan, storePlanVersion } from '../traceability/quality-plans.js';
+import { findCurrentPlan, listCurrentPlans, listPlanVersions, storePlanVersion } from '../traceability/quality-plans.js';
 import { role, username } from './auth.js';
-import { HttpError } from './errors.js';
+import { HttpError, parseOr400 } from './errors.js';
 
-export function planRoutes(db: Database, catalog: MeasureCatalog): Router {
+/** What the registry's models yield, for plan validation and the plan editor. */
+export interface ModelSummary { id: string; version: string; task: string; measures: readonly string[] }
+
+const operationQuery = z.object({ operation: z.string().max(64).optional() });
+
+export function planRoutes(db: Database, models: readonly ModelSummary[]): Router {
   const router = Router();
+  const catalog = new Map(models.map((m) => [m.id, m.measures]));
+
+  router.get('/models', role('reviewer'), (_req, res) => {
+    res.json({ models });
+  });
+
+  router.get('/quality-plans', role('reviewer'), async (_req, res) => {
+    res.json({ plans: await listCurrentPlans(db) });
+  });
 
   router.put('/quality-plans/:partNumber', role('engineer'), express.json({ limit: '256kb' }), async (req, res) => {
     const partNumber = String(req.params.partNumber);
+    const { reason } = parseOr400(z.object({ reason: z.string().trim().min(1).max(2000).optional() }), req.query, 'invalid_query');
     const body = req.body && typeof req.body === 'object' && !Array.isArray(req.body) ? { partNumber, ...req.body } : req.body;
     if (body?.partNumber !== partNumber) throw new HttpError(400, 'invalid_plan', `the plan's partNumber "${body?.partNumber}" differs from the URL's "${partNumber}"`);
     const checked = validateQualityPlan(body, catalog);
     if (!checked.ok) throw new HttpError(400, 'invalid_plan', checked.problems.join('; '));
-    const stored = await storePlanVersion(db, checked.plan, username(req));
+    const stored = await storePlanVersion(db, checked.plan, username(req), reason ?? null);
     req.log.info({ partNumber, version: stored.version }, 'quality plan stored');
-    res.status(201).location(`/v1/quality-plans/${encodeURIComponent(partNumber)}?version=${stored.version}`)
-      .json({ partNumber: stored.partNumber, operation: stored.operation, version: stored.version, createdAt: stored.createdAt, plan: stored.plan });
+    res.status(201).location(`/v1/quality-plans/${encodeURIComponent(partNumber)}?version=${stored.version}`).json(stored);
   });
 
   router.get('/quality-plans/:partNumber', role('reviewer'), async (req, res) => {
-    const q = z.object({ version: z.coerce.number().int().positive().optional(), operation: z.string().max(64).optional() }).safeParse(req.query);
-    if (!q.success) throw new HttpError(400, 'invalid_query', q.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
-    const stored = await findCurrentPlan(db, String(req.params.partNumber), q.data.operation ?? null, q.data.version);
-    if (!stored) throw new HttpError(404, 'not_found', `no quality plan for part number "${req.params.partNumber}"${q.data.version ? ` version ${q.data.version}` : ''}`);
-    res.json({ partNumber: stored.partNumber, operation: stored.operation, version: stored.version, createdAt: stored.createdAt, createdBy: stored.createdBy, plan: stored.plan });
+    const q = parseOr400(operationQuery.extend({ version: z.coerce.number().int().positive().optional() }), req.query, 'invalid_query');
+    const stored = await findCurrentPlan(db, String(req.params.partNumber), q.operation ?? null, q.version);
+    if (!stored) throw new HttpError(404, 'not_found', `no quality plan for part number "${req.params.partNumber}"${q.version ? ` version ${q.version}` : ''}`);
+    res.json(stored);
+  });
+
+  router.get('/quality-plans/:partNumber/versions', role('reviewer'), async (req, res) => {
+    const q = parseOr400(operationQuery, req.query, 'invalid_query');
+    const versions = await listPlanVersions(db, String(req.params.partNumber), q.operation ?? null);
+    if (versions.length === 0) throw new HttpError(404, 'not_found', `no quality plan for part number "${req.params.partNumber}"`);
+    res.json({ versions });
+  });
+
+  router.get('/quality-plans/:partNumber/diff', role('reviewer'), async (req, res) => {
+    const q = parseOr400(operationQuery.extend({ from: z.coerce.number().int().positive(), to: z.coerce.number().int().positive() }), req.query, 'invalid_query');
+    const partNumber = String(req.params.partNumber);
+    const [from, to] = await Promise.all([q.from, q.to].map((v) => findCurrentPlan(db, partNumber, q.operation ?? null, v)));
+    if (!from || !to) throw new HttpError(404, 'not_found', `part number "${partNumber}" has no plan version ${!from ? q.from : q.to}`);
+    res.json({ from: q.from, to: q.to, changes: diffPlans(from.plan, to.plan) });
   });
 
   return router;

@@ -99,6 +99,15 @@ export function finalVerdictOf(decision: DispositionDecision): Verdict {
   return decision === 'accept' ? 'PASS' : 'FAIL';
 }
 
+/** The meaning an electronic signature on a disposition carries (21 CFR 11.50(a)(3)). */
+export function signatureMeaning(decision: DispositionDecision): string {
+  return {
+    accept: 'I accept this part as conforming',
+    rework: 'I reject this part for rework',
+    scrap: 'I reject this part as scrap',
+  }[decision];
+}
+
 /** Whether a decided inspection waits for a person (CONTRACT.md `GET /v1/review`). */
 export function needsReview(verdict: Verdict, plan: Pick<QualityPlan, 'confirmFail'>): boolean {
   return verdict === 'REVIEW' || (verdict === 'FAIL' && plan.confirmFail);

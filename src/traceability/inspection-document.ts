@@ -32,10 +32,13 @@ export interface InspectionDocument {
 
 export interface ModelUsed { id: string; version: string; sha256: string }
 
+/** A signed disposition: who (`by`, and the printed `name`), when (`at`) and what it means. */
 export interface Disposition {
   decision: DispositionDecision;
   reason: string;
   by: string;
+  name: string;
+  meaning: string | null;
   at: string;
 }
 

@@ -1,8 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
 import type { Decision, DispositionDecision } from '../quality/decision.js';
-import { finalVerdictOf, needsReview } from '../quality/decision.js';
+import { finalVerdictOf, needsReview, signatureMeaning } from '../quality/decision.js';
+import type { LotPart } from '../quality/lot-statistics.js';
 import type { QualityPlan } from '../quality/quality-plan.js';
+import { appendAudit } from './audit-trail.js';
 import { inTransaction, type Database } from './database.js';
 import { verdictMessage, verdictTopic, type InspectionDocument, type ModelUsed } from './inspection-document.js';
 
@@ -64,7 +66,8 @@ const documentQuery = `
       FROM inspection_images WHERE inspection_id = i.id), '[]') AS images,
     coalesce((SELECT json_agg(json_build_object('view', view, 'model', model_id, 'kind', kind, 'sha256', sha256) ORDER BY view, model_id, kind)
       FROM inspection_artifacts WHERE inspection_id = i.id), '[]') AS overlays,
-    (SELECT json_build_object('decision', decision, 'finalVerdict', final_verdict, 'reason', reason, 'by', username, 'at', decided_at)
+    (SELECT json_build_object('decision', decision, 'finalVerdict', final_verdict, 'reason', reason, 'by', username,
+        'name', coalesce(signer_name, username), 'meaning', meaning, 'at', decided_at)
       FROM dispositions WHERE inspection_id = i.id) AS disposition
   FROM inspections i
   JOIN quality_plans p ON p.part_number = i.plan_part_number AND p.operation = i.plan_operation AND p.version = i.plan_version`;
@@ -97,7 +100,9 @@ function toDocument(row: any): InspectionDocument {
     models: row.models ?? [],
     plan: { partNumber: row.plan_part_number, operation: row.plan_operation || null, version: row.plan_version },
     overlays: row.overlays,
-    disposition: disposition ? { decision: disposition.decision, reason: disposition.reason, by: disposition.by, at: iso(disposition.at)! } : null,
+    disposition: disposition
+      ? { decision: disposition.decision, reason: disposition.reason, by: disposition.by, name: disposition.name, meaning: disposition.meaning, at: iso(disposition.at)! }
+      : null,
   };
 }
 
@@ -187,11 +192,14 @@ export type DispositionOutcome =
   | { ok: true; document: InspectionDocument }
   | { ok: false; code: 'not_found' | 'not_decided' | 'not_awaiting_review' | 'already_disposed' };
 
-/** A reviewer's decision: makes the verdict final and queues the superseding message. */
+/** Who signed a disposition, and how they proved it was them. */
+export interface Signer { username: string; name: string; method: 'password' | 'token' }
+
+/** A reviewer's signed decision: makes the verdict final, queues the superseding message and audits it. */
 export async function recordDisposition(
   db: Database,
   id: string,
-  username: string,
+  signer: Signer,
   decision: DispositionDecision,
   reason: string,
   topicPrefix: string,
@@ -202,15 +210,20 @@ export async function recordDisposition(
     if (!row) return { ok: false, code: 'not_found' };
     if (row.status !== 'done') return { ok: false, code: 'not_decided' };
     if (!row.needs_review) return { ok: false, code: 'not_awaiting_review' };
+    const meaning = signatureMeaning(decision);
     const inserted = await c.query(
-      `INSERT INTO dispositions (inspection_id, decision, final_verdict, reason, username) VALUES ($1,$2,$3,$4,$5)
-       ON CONFLICT DO NOTHING RETURNING inspection_id`,
-      [id, decision, finalVerdictOf(decision), reason, username],
+      `INSERT INTO dispositions (inspection_id, decision, final_verdict, reason, username, signer_name, meaning, signed_with)
+       VALUES ($1,$2,$3,$4,$5,$6,$7,$8) ON CONFLICT DO NOTHING RETURNING decided_at`,
+      [id, decision, finalVerdictOf(decision), reason, signer.username, signer.name, meaning, signer.method],
     );
     if (inserted.rowCount === 0) return { ok: false, code: 'already_disposed' };
     const previous = await c.query('SELECT message_id FROM outbox WHERE inspection_id = $1 ORDER BY seq DESC LIMIT 1', [id]);
     const document = (await findInspection(c, id))!;
     await enqueueVerdictMessage(c, document, previous.rows[0]?.message_id ?? null, topicPrefix);
+    await appendAudit(c, {
+      actor: signer.username, action: 'inspection.disposition', entity: `inspection:${id}`, reason,
+      details: { decision, finalVerdict: document.verdict, modelVerdict: document.modelVerdict, signer: signer.name, meaning, signedWith: signer.method, serial: document.serial, lotId: document.lotId },
+    });
     return { ok: true, document };
   });
 }
@@ -279,4 +292,36 @@ export async function listUndecided(db: Queryable, olderThanSeconds: number, lim
     [olderThanSeconds, limit],
   );
   return r.rows.map((row) => row.id as string);
+}
+
+/** Every inspection of one part (part number + serial), newest first. */
+export async function listPartHistory(db: Queryable, partNumber: string, serial: string, limit: number): Promise<InspectionDocument[]> {
+  const r = await db.query(`${documentQuery} WHERE i.part_number = $1 AND i.serial = $2 ORDER BY i.received_at DESC, i.id LIMIT $3`, [partNumber, serial, limit]);
+  return r.rows.map(toDocument);
+}
+
+export interface LotListing { lotId: string; partNumbers: string[]; inspections: number; lastReceivedAt: string }
+
+/** Lots with their latest inspection, most recent first. */
+export async function listLots(db: Queryable, limit: number): Promise<LotListing[]> {
+  const r = await db.query(
+    `SELECT lot_id, array_agg(DISTINCT part_number ORDER BY part_number) AS part_numbers, count(*) AS n, max(received_at) AS last
+     FROM inspections GROUP BY lot_id ORDER BY last DESC LIMIT $1`, [limit]);
+  return r.rows.map((row) => ({ lotId: row.lot_id, partNumbers: row.part_numbers, inspections: Number(row.n), lastReceivedAt: iso(row.last)! }));
+}
+
+/** What lot statistics need of each part in a lot, oldest first. */
+export async function listLotParts(db: Queryable, lotId: string): Promise<LotPart[]> {
+  const r = await db.query(
+    `SELECT i.received_at, coalesce(d.final_verdict, i.verdict) AS verdict,
+       coalesce((SELECT json_agg(json_build_object('name', c->>'name', 'result', c->>'result')) FROM jsonb_array_elements(i.characteristics) c), '[]') AS characteristics
+     FROM inspections i LEFT JOIN dispositions d ON d.inspection_id = i.id
+     WHERE i.lot_id = $1 ORDER BY i.received_at, i.id`, [lotId]);
+  return r.rows.map((row) => ({ receivedAt: new Date(row.received_at), verdict: row.verdict, characteristics: row.characteristics }));
+}
+
+/** The lot's traceability report: every part with all it was judged by, oldest first. */
+export async function listLotTrace(db: Queryable, lotId: string): Promise<InspectionDocument[]> {
+  const r = await db.query(`${documentQuery} WHERE i.lot_id = $1 ORDER BY i.received_at, i.id`, [lotId]);
+  return r.rows.map(toDocument);
 }

@@ -1,24 +1,28 @@
 import type pg from 'pg';
 import type { QualityPlan } from '../quality/quality-plan.js';
+import { appendAudit, planEntity } from './audit-trail.js';
 import { inTransaction, type Database } from './database.js';
 
 type Queryable = pg.Pool | pg.PoolClient;
 
-export interface StoredPlan { partNumber: string; operation: string | null; version: number; plan: QualityPlan; createdAt: string; createdBy: string | null }
+export interface PlanVersion { partNumber: string; operation: string | null; version: number; createdAt: string; createdBy: string | null; reason: string | null }
+export interface StoredPlan extends PlanVersion { plan: QualityPlan }
 
-/** Stores a validated plan as the next version of its part number (and operation). */
-export async function storePlanVersion(db: Database, plan: QualityPlan, createdBy: string | null): Promise<StoredPlan> {
+/** Stores a validated plan as the next version of its part number (and operation), with its audit entry. */
+export async function storePlanVersion(db: Database, plan: QualityPlan, createdBy: string, reason: string | null): Promise<StoredPlan> {
   const operation = plan.operation ?? '';
   return inTransaction(db, async (c) => {
     // Serialises concurrent applies of the same plan so versions stay gap-free and unique.
     await c.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`plan:${plan.partNumber}:${operation}`]);
     const r = await c.query(
-      `INSERT INTO quality_plans (part_number, operation, version, document, created_by)
-       SELECT $1, $2, coalesce(max(version), 0) + 1, $3, $4 FROM quality_plans WHERE part_number = $1 AND operation = $2
+      `INSERT INTO quality_plans (part_number, operation, version, document, created_by, reason)
+       SELECT $1, $2, coalesce(max(version), 0) + 1, $3, $4, $5 FROM quality_plans WHERE part_number = $1 AND operation = $2
        RETURNING version, created_at`,
-      [plan.partNumber, operation, JSON.stringify(plan), createdBy],
+      [plan.partNumber, operation, JSON.stringify(plan), createdBy, reason],
     );
-    return { partNumber: plan.partNumber, operation: plan.operation ?? null, version: r.rows[0].version, plan, createdAt: r.rows[0].created_at.toISOString(), createdBy };
+    const version: number = r.rows[0].version;
+    await appendAudit(c, { actor: createdBy, action: 'plan.version', entity: planEntity(plan.partNumber, plan.operation ?? null, version), reason, details: { plan } });
+    return { partNumber: plan.partNumber, operation: plan.operation ?? null, version, plan, createdAt: r.rows[0].created_at.toISOString(), createdBy, reason };
   });
 }
 
@@ -28,13 +32,33 @@ export async function storePlanVersion(db: Database, plan: QualityPlan, createdB
  */
 export async function findCurrentPlan(db: Queryable, partNumber: string, operation: string | null, version?: number): Promise<StoredPlan | null> {
   const r = await db.query(
-    `SELECT part_number, operation, version, document, created_at, created_by FROM quality_plans
+    `SELECT part_number, operation, version, document, created_at, created_by, reason FROM quality_plans
      WHERE part_number = $1 AND operation IN ($2, '') AND ($3::int IS NULL OR version = $3)
      ORDER BY (operation = $2) DESC, version DESC LIMIT 1`,
     [partNumber, operation ?? '', version ?? null],
   );
   const row = r.rows[0];
-  return row
-    ? { partNumber: row.part_number, operation: row.operation || null, version: row.version, plan: row.document, createdAt: row.created_at.toISOString(), createdBy: row.created_by }
-    : null;
+  return row ? { ...toVersion(row), plan: row.document } : null;
+}
+
+const toVersion = (row: any): PlanVersion => ({
+  partNumber: row.part_number, operation: row.operation || null, version: row.version,
+  createdAt: row.created_at.toISOString(), createdBy: row.created_by, reason: row.reason,
+});
+
+/** The current version of every plan. */
+export async function listCurrentPlans(db: Queryable): Promise<PlanVersion[]> {
+  const r = await db.query(
+    `SELECT DISTINCT ON (part_number, operation) part_number, operation, version, created_at, created_by, reason
+     FROM quality_plans ORDER BY part_number, operation, version DESC`);
+  return r.rows.map(toVersion);
+}
+
+/** Every version of one part number's plan (for an operation, or for any operation), newest first. */
+export async function listPlanVersions(db: Queryable, partNumber: string, operation: string | null): Promise<PlanVersion[]> {
+  const r = await db.query(
+    `SELECT part_number, operation, version, created_at, created_by, reason FROM quality_plans
+     WHERE part_number = $1 AND operation = $2 ORDER BY version DESC`,
+    [partNumber, operation ?? '']);
+  return r.rows.map(toVersion);
 }

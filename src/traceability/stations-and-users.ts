@@ -1,29 +1,59 @@
 import type pg from 'pg';
 import { issueCredential, parseBearer, secretMatches } from '../access/credentials.js';
 import type { Principal, Role } from '../access/roles.js';
+import { appendAudit } from './audit-trail.js';
+import { inTransaction, type Database } from './database.js';
 
 type Queryable = pg.Pool | pg.PoolClient;
 
 export class AlreadyExistsError extends Error {}
 
-export async function addStation(db: Queryable, stationId: string, site: string, line: string): Promise<{ stationId: string; apiKey: string }> {
+export async function addStation(db: Database, actor: string, stationId: string, site: string, line: string): Promise<{ stationId: string; apiKey: string }> {
   const key = issueCredential();
-  const r = await db.query(
-    'INSERT INTO stations (station_id, site, line, key_id, key_hash) VALUES ($1,$2,$3,$4,$5) ON CONFLICT (station_id) DO NOTHING',
-    [stationId, site, line, key.id, key.secretHash],
-  );
-  if (r.rowCount === 0) throw new AlreadyExistsError(`station "${stationId}" is already registered`);
-  return { stationId, apiKey: key.bearer };
+  return inTransaction(db, async (tx) => {
+    const r = await tx.query(
+      'INSERT INTO stations (station_id, site, line, key_id, key_hash) VALUES ($1,$2,$3,$4,$5) ON CONFLICT (station_id) DO NOTHING',
+      [stationId, site, line, key.id, key.secretHash],
+    );
+    if (r.rowCount === 0) throw new AlreadyExistsError(`station "${stationId}" is already registered`);
+    await appendAudit(tx, { actor, action: 'station.add', entity: `station:${stationId}`, reason: null, details: { site, line } });
+    return { stationId, apiKey: key.bearer };
+  });
 }
 
-export async function addUser(db: Queryable, username: string, role: Role, passwordHash: string | null): Promise<{ username: string; role: Role; token: string }> {
+export interface NewUser { username: string; role: Role; fullName: string | null; passwordHash: string | null }
+
+export async function addUser(db: Database, actor: string, u: NewUser): Promise<{ username: string; role: Role; token: string }> {
   const token = issueCredential();
-  const r = await db.query(
-    'INSERT INTO users (username, role, token_id, token_hash, password_hash) VALUES ($1,$2,$3,$4,$5) ON CONFLICT (username) DO NOTHING',
-    [username, role, token.id, token.secretHash, passwordHash],
-  );
-  if (r.rowCount === 0) throw new AlreadyExistsError(`user "${username}" already exists`);
-  return { username, role, token: token.bearer };
+  return inTransaction(db, async (tx) => {
+    const r = await tx.query(
+      'INSERT INTO users (username, role, full_name, token_id, token_hash, password_hash) VALUES ($1,$2,$3,$4,$5,$6) ON CONFLICT (username) DO NOTHING',
+      [u.username, u.role, u.fullName, token.id, token.secretHash, u.passwordHash],
+    );
+    if (r.rowCount === 0) throw new AlreadyExistsError(`user "${u.username}" already exists`);
+    await appendAudit(tx, { actor, action: 'user.add', entity: `user:${u.username}`, reason: null, details: { role: u.role, fullName: u.fullName, passwordSet: u.passwordHash !== null } });
+    return { username: u.username, role: u.role, token: token.bearer };
+  });
+}
+
+export class NotFoundError extends Error {}
+
+/** Sets (or resets) a person's password and ends their sessions. */
+export async function setPassword(db: Database, actor: string, username: string, passwordHash: string): Promise<void> {
+  await inTransaction(db, async (tx) => {
+    const r = await tx.query('UPDATE users SET password_hash = $2 WHERE username = $1', [username, passwordHash]);
+    if (r.rowCount === 0) throw new NotFoundError(`no user "${username}"`);
+    await tx.query('DELETE FROM sessions WHERE username = $1', [username]);
+    await appendAudit(tx, { actor, action: 'user.password', entity: `user:${username}`, reason: null, details: {} });
+  });
+}
+
+export interface Person { username: string; role: Role; name: string; passwordHash: string | null }
+
+export async function findPerson(db: Queryable, username: string): Promise<Person | null> {
+  const r = await db.query('SELECT username, role, coalesce(full_name, username) AS name, password_hash FROM users WHERE username = $1', [username]);
+  const row = r.rows[0];
+  return row ? { username: row.username, role: row.role, name: row.name, passwordHash: row.password_hash } : null;
 }
 
 /** Resolves a bearer credential to the station or person it belongs to; null when it is not valid. */

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { qualityPlanJsonSchema } from '../../src/quality/quality-plan-json-schema.js';
 import { openapi } from '../support/contract.js';
@@ -11,7 +11,7 @@ describe('the published documents', () => {
   });
 
   it('the OpenAPI document lists every route the API serves, and no other', () => {
-    const sources = ['src/http/inspections-routes.ts', 'src/http/plans-routes.ts', 'src/http/http-app.ts'].map((f) => readFileSync(`${repoRoot}/${f}`, 'utf8')).join('\n');
+    const sources = readdirSync(`${repoRoot}/src/http`).filter((f) => f.endsWith('.ts')).map((f) => readFileSync(`${repoRoot}/src/http/${f}`, 'utf8')).join('\n');
     const served = [...sources.matchAll(/(?:router|app)\.(get|post|put|delete|patch)\('([^']+)'/g)]
       .map(([, method, p]) => `${method} ${p!.startsWith('/healthz') || p!.startsWith('/readyz') || p!.startsWith('/metrics') ? p : `/v1${p}`}`.replace(/:(\w+)/g, '{$1}'))
       .sort();

@@ -1,0 +1,64 @@
+import { Router } from 'express';
+import { z } from 'zod';
+import { lotStatistics } from '../quality/lot-statistics.js';
+import { lotReportCsv, writeLotReportPdf } from '../reports/lot-report.js';
+import type { Database } from '../traceability/database.js';
+import { findLot, listLotParts, listLots, listLotTrace } from '../traceability/inspections.js';
+import { role, username } from './auth.js';
+import { HttpError, parseOr400 } from './errors.js';
+
+const cursorSchema = z.object({ receivedAt: z.iso.datetime({ offset: true }), id: z.uuid() });
+
+/** Lots: their inspections, statistics (counts, yield, Pareto, p-chart) and traceability reports. */
+export function lotRoutes(db: Database): Router {
+  const router = Router();
+
+  router.get('/lots', role('reviewer'), async (req, res) => {
+    const q = parseOr400(z.object({ limit: z.coerce.number().int().min(1).max(500).default(50) }), req.query, 'invalid_query');
+    res.json({ lots: await listLots(db, q.limit) });
+  });
+
+  router.get('/lots/:lotId', role('reviewer'), async (req, res) => {
+    const q = parseOr400(z.object({ cursor: z.string().max(500).optional(), limit: z.coerce.number().int().min(1).max(1000).default(100) }), req.query, 'invalid_query');
+    let cursor = null;
+    if (q.cursor) {
+      try {
+        cursor = cursorSchema.parse(JSON.parse(Buffer.from(q.cursor, 'base64url').toString()));
+      } catch {
+        throw new HttpError(400, 'invalid_cursor', 'the cursor is not one this API gave out');
+      }
+    }
+    const lot = await findLot(db, String(req.params.lotId), cursor, q.limit);
+    if (!lot) throw notFound(req.params.lotId);
+    res.json(lot);
+  });
+
+  router.get('/lots/:lotId/summary', role('reviewer'), async (req, res) => {
+    const lotId = String(req.params.lotId);
+    const parts = await listLotParts(db, lotId);
+    if (parts.length === 0) throw notFound(lotId);
+    const lot = await findLot(db, lotId, null, 1);
+    res.json({ lotId, partNumbers: lot?.partNumbers ?? [], ...lotStatistics(parts) });
+  });
+
+  router.get('/lots/:lotId/report.csv', role('reviewer'), async (req, res) => {
+    const lotId = String(req.params.lotId);
+    const parts = await listLotTrace(db, lotId);
+    if (parts.length === 0) throw notFound(lotId);
+    res.type('text/csv; charset=utf-8').attachment(`lot-${safeFileName(lotId)}-traceability.csv`).send(lotReportCsv(parts));
+  });
+
+  router.get('/lots/:lotId/report.pdf', role('reviewer'), async (req, res) => {
+    const lotId = String(req.params.lotId);
+    const parts = await listLotTrace(db, lotId);
+    if (parts.length === 0) throw notFound(lotId);
+    const stats = lotStatistics(parts.map((p) => ({ receivedAt: new Date(p.receivedAt), verdict: p.status === 'done' ? p.verdict : null, characteristics: p.characteristics })));
+    res.type('application/pdf').attachment(`lot-${safeFileName(lotId)}-traceability.pdf`);
+    writeLotReportPdf(res, lotId, stats, parts, username(req));
+  });
+
+  return router;
+}
+
+const notFound = (lotId: unknown) => new HttpError(404, 'not_found', `no inspections in lot ${String(lotId)}`);
+const safeFileName = (s: string) => s.replace(/[^A-Za-z0-9_.-]/g, '_');

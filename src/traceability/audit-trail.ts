@@ -1,0 +1,77 @@
+import type pg from 'pg';
+import { chainEntry, genesisHash, type AuditEntry } from './audit-chain.js';
+
+type Queryable = pg.Pool | pg.PoolClient;
+
+export interface AuditEvent {
+  /** A username, or `cli:<os user>` for the command line. */
+  actor: string;
+  action: 'plan.version' | 'inspection.disposition' | 'station.add' | 'user.add' | 'user.password';
+  entity: string;
+  reason: string | null;
+  details: Record<string, unknown>;
+}
+
+/**
+ * Appends an entry in the caller's transaction, so the change and its audit entry commit together.
+ * A transaction-scoped lock keeps the chain linear when several processes append at once.
+ */
+export async function appendAudit(tx: pg.PoolClient, event: AuditEvent): Promise<AuditEntry> {
+  await tx.query("SELECT pg_advisory_xact_lock(hashtext('visq:audit_trail'))");
+  const last = await tx.query('SELECT seq, hash FROM audit_trail ORDER BY seq DESC LIMIT 1');
+  const entry = chainEntry({
+    seq: (last.rows[0]?.seq ?? 0) + 1,
+    at: new Date().toISOString(),
+    ...event,
+    // JSON round trip: what is hashed is exactly what jsonb gives back (no undefined, no Dates).
+    details: JSON.parse(JSON.stringify(event.details)),
+  }, last.rows[0]?.hash ?? genesisHash);
+  await tx.query(
+    'INSERT INTO audit_trail (seq, at, actor, action, entity, reason, details, prev_hash, hash) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)',
+    [entry.seq, entry.at, entry.actor, entry.action, entry.entity, entry.reason, JSON.stringify(entry.details), entry.prevHash, entry.hash],
+  );
+  return entry;
+}
+
+const toEntry = (r: any): AuditEntry => ({
+  seq: Number(r.seq), at: new Date(r.at).toISOString(), actor: r.actor, action: r.action, entity: r.entity,
+  reason: r.reason, details: r.details, prevHash: r.prev_hash, hash: r.hash,
+});
+
+/** Newest first, for people reading the trail. */
+export async function listAuditEntries(db: Queryable, before: number | null, limit: number): Promise<AuditEntry[]> {
+  const r = await db.query('SELECT * FROM audit_trail WHERE ($1::bigint IS NULL OR seq < $1) ORDER BY seq DESC LIMIT $2', [before, limit]);
+  return r.rows.map(toEntry);
+}
+
+/** The whole trail in `seq` order, a page at a time, for verification. */
+export async function* readAuditTrail(db: Queryable, pageSize = 1000): AsyncGenerator<AuditEntry[]> {
+  let after = 0;
+  for (;;) {
+    const r = await db.query('SELECT * FROM audit_trail WHERE seq > $1 ORDER BY seq LIMIT $2', [after, pageSize]);
+    if (r.rows.length === 0) return;
+    const page = r.rows.map(toEntry);
+    yield page;
+    after = page[page.length - 1]!.seq;
+  }
+}
+
+/**
+ * Records that must each have an audit entry but have none: catches the deletion of the newest
+ * entries, which the chain alone cannot see.
+ */
+export async function findUnauditedRecords(db: Queryable): Promise<string[]> {
+  const r = await db.query(`
+    SELECT 'disposition of inspection ' || d.inspection_id AS record FROM dispositions d
+      WHERE NOT EXISTS (SELECT 1 FROM audit_trail a WHERE a.action = 'inspection.disposition' AND a.entity = 'inspection:' || d.inspection_id)
+    UNION ALL
+    SELECT 'quality plan ' || p.part_number || coalesce(nullif(' operation ' || p.operation, ' operation '), '') || ' version ' || p.version FROM quality_plans p
+      WHERE NOT EXISTS (SELECT 1 FROM audit_trail a WHERE a.action = 'plan.version' AND a.entity = ${planEntitySql('p')})
+    ORDER BY 1`);
+  return r.rows.map((row) => row.record);
+}
+
+export function planEntity(partNumber: string, operation: string | null, version: number): string {
+  return `quality_plan:${partNumber}:${operation ?? ''}:${version}`;
+}
+const planEntitySql = (t: string) => `'quality_plan:' || ${t}.part_number || ':' || ${t}.operation || ':' || ${t}.version`;
