@@ -97,6 +97,9 @@ export async function runDemo(imageCount: number): Promise<void> {
     print();
     print('One verdict message as the MES received it:');
     print(JSON.stringify(example, null, 2));
+    print();
+    print('To review parts in the workbench: `npx visq start`, add a reviewer with a password');
+    print("(`npx visq user add rita --role reviewer --password-stdin <<< 'a long passphrase'`), open http://localhost:8080/.");
     await mes.endAsync();
   } finally {
     await rt.stop();
