@@ -151,6 +151,8 @@ export interface ApiHandle { port: number }
 export async function runApi(rt: Runtime, db: Database, backend: QueueBackend, registry: ModelRegistry, databaseUrl: string, mqttUrl: string): Promise<ApiHandle> {
   const { config, log, metrics } = rt;
   const queue = createInspectionQueue(backend, jobPolicy(config));
+  // Connection errors are retried by the queue; unheard, they would be printed as unhandled.
+  queue.on('error', (err) => log.warn({ err: err.message }, 'queue connection error'));
   rt.onStop(() => queue.close());
   await queue.waitUntilReady();
   const link = new MesLink({ db, databaseUrl, mqttUrl, site: config.site, topicPrefix: config.topicPrefix, metrics, log });
@@ -211,6 +213,7 @@ export async function runWorker(rt: Runtime, db: Database, backend: QueueBackend
   const worker = createInspectionWorker(backend, processor, config.workerConcurrency ?? threads * 2, jobPolicy(config));
   worker.on('error', (err) => log.warn({ err: err.message }, 'queue worker error'));
   const queue = createInspectionQueue(backend, jobPolicy(config));
+  queue.on('error', (err) => log.warn({ err: err.message }, 'queue connection error'));
   const reconciler = new Reconciler(db, queue, config.topicPrefix, log, config.reconcileAfterSeconds);
   reconciler.start(Math.min(15_000, config.reconcileAfterSeconds * 500));
   void worker.run();

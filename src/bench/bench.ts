@@ -3,20 +3,17 @@
  * verdict at the MES) against the raw throughput of the same model called directly through
  * onnxruntime-node on the same preprocessed input, in one run on this machine.
  */
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
-import { spawn } from 'node:child_process';
+import { readdir, readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { parseArgs } from 'node:util';
 import mqtt from 'mqtt';
 import { loadConfig } from '../config.js';
-import { freePort } from '../embedded/embedded-services.js';
 import { loadModelFolder } from '../inference/model-registry.js';
 import { toInputTensor } from '../inference/preprocess.js';
+import { postInspection, root, round, startVisq, summary } from './visq-under-test.js';
 
-const root = fileURLToPath(new URL('../../', import.meta.url));
 const { values: args } = parseArgs({
   options: {
     json: { type: 'boolean', default: false },
@@ -31,13 +28,6 @@ const concurrency = Number(args.concurrency);
 const lightCount = Number(args.light);
 const threads = loadConfig().inferenceThreads ?? os.availableParallelism();
 const say = (s: string) => { if (!args.json) process.stderr.write(`${s}\n`); };
-
-const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-const summary = (ms: number[]) => {
-  const s = [...ms].sort((a, b) => a - b);
-  return { p50: round(percentile(s, 50)), p95: round(percentile(s, 95)), p99: round(percentile(s, 99)), n: s.length };
-};
-const round = (x: number, d = 2) => Math.round(x * 10 ** d) / 10 ** d;
 
 /** The model alone: `threads` worker threads, one session each (as the pipeline's pool), running back to back. */
 async function rawModel(onnxPath: string, inputName: string, data: Float32Array, dims: number[]) {
@@ -73,32 +63,10 @@ async function main() {
   say(`raw model: ${model.manifest.id}@${model.manifest.version}, ${threads} thread(s), ${seconds / 2} s…`);
   const raw = await rawModel(model.onnxPath, model.manifest.input.name, tensor.data, tensor.dims);
 
-  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'visq-bench-'));
-  const port = await freePort();
-  const env: Record<string, string> = {
-    ...process.env as Record<string, string>,
-    VISQ_DATA_DIR: dataDir, VISQ_HTTP_PORT: String(port), VISQ_HTTP_HOST: '127.0.0.1', VISQ_MODELS_DIR: modelsDir,
-    VISQ_EMBEDDED_PG_PORT: process.env.VISQ_EMBEDDED_PG_PORT ?? String(await freePort()),
-    VISQ_EMBEDDED_MQTT_PORT: process.env.VISQ_EMBEDDED_MQTT_PORT ?? String(await freePort()),
-    VISQ_TOPIC_PREFIX: `bench${port}`, VISQ_QUEUE_PREFIX: `bench${port}`, VISQ_LOG_LEVEL: 'warn',
-    // The benchmark measures the pipeline, not the per-station rate limit.
-    VISQ_STATION_RATE_LIMIT: '100000',
-  };
-  const cli = path.join(root, 'dist', 'cli.js');
-  const admin = async (a: string[]) => new Promise<any>((resolve, reject) => {
-    const c = spawn(process.execPath, [cli, ...a], { env });
-    let out = '';
-    c.stdout.on('data', (d) => (out += d));
-    c.on('close', (code) => (code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`visq ${a.join(' ')} exited ${code}`))));
-  });
-  const visq = spawn(process.execPath, [cli, 'start'], { env, stdio: ['ignore', 'ignore', 'inherit'] });
+  // The benchmark measures the pipeline, not the per-station rate limit.
+  const visq = await startVisq('bench', modelsDir, { VISQ_STATION_RATE_LIMIT: '100000' });
   try {
-    const base = `http://127.0.0.1:${port}`;
-    await until(async () => (await fetch(`${base}/readyz`).catch(() => null))?.status === 200, 90_000);
-    const { apiKey } = await admin(['station', 'add', 'bench-cam', '--line', 'bench']);
-    await admin(['plan', 'apply', path.join(root, 'fixtures', 'plans', 'PN-1001.json')]);
-    const mqttUrl = env.MQTT_URL ?? `mqtt://127.0.0.1:${env.VISQ_EMBEDDED_MQTT_PORT}`;
-    const mes = await mqtt.connectAsync(mqttUrl);
+    const mes = await mqtt.connectAsync(visq.mqttUrl);
     const arrived = new Map<string, number>();
     const waiting = new Map<string, (at: number) => void>();
     mes.on('message', (_t, payload) => {
@@ -107,13 +75,11 @@ async function main() {
       arrived.set(id, at);
       waiting.get(id)?.(at);
     });
-    await mes.subscribeAsync(`${env.VISQ_TOPIC_PREFIX}/+/+/+/verdict`, { qos: 1 });
+    await mes.subscribeAsync(`${visq.topicPrefix}/+/+/+/verdict`, { qos: 1 });
 
     const upload = async (serial: string) => {
       const t = performance.now();
-      const res = await fetch(`${base}/v1/inspections?serial=${serial}&partNumber=PN-1001&lotId=BENCH`, {
-        method: 'POST', headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'image/png' }, body: image,
-      });
+      const res = await postInspection(visq, image, serial, 'BENCH');
       if (res.status !== 202) throw new Error(`upload answered ${res.status}: ${await res.text()}`);
       return { id: ((await res.json()) as { id: string }).id, t };
     };
@@ -150,7 +116,7 @@ async function main() {
     const throughput = round(latencies.length / elapsed, 1);
     await mes.endAsync();
 
-    const queue = env.REDIS_URL ? 'redis' : 'postgres';
+    const queue = process.env.REDIS_URL ? 'redis' : 'postgres';
     const result = {
       machine: { cores: os.availableParallelism(), cpu: os.cpus()[0]?.model, node: process.version },
       model: { id: model.manifest.id, version: model.manifest.version, input: `${model.manifest.input.width}x${model.manifest.input.height}` },
@@ -174,17 +140,7 @@ async function main() {
     }
     if (failed) process.exitCode = 1;
   } finally {
-    visq.kill('SIGTERM');
-    await new Promise((r) => visq.once('exit', r));
-    await rm(dataDir, { recursive: true, force: true });
-  }
-}
-
-async function until(check: () => Promise<boolean>, timeoutMs: number) {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('visq did not become ready');
-    await new Promise((r) => setTimeout(r, 200));
+    await visq.stop();
   }
 }
 
