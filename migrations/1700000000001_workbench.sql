@@ -34,13 +34,22 @@ CREATE TABLE audit_trail (
   hash       text NOT NULL UNIQUE
 );
 
--- Ordinary roles cannot rewrite history; `visq audit verify` catches whoever bypasses this.
-CREATE FUNCTION audit_trail_append_only() RETURNS trigger AS $$
+-- Records made before the audit trail existed have no entries; `visq audit verify` starts here.
+CREATE TABLE audit_trail_start (started_at timestamptz NOT NULL DEFAULT now());
+INSERT INTO audit_trail_start DEFAULT VALUES;
+
+-- The trail and the signed records it vouches for are append-only for ordinary roles; `visq audit
+-- verify` shows what someone who goes around these triggers changed.
+CREATE FUNCTION append_only() RETURNS trigger AS $$
 BEGIN
-  RAISE EXCEPTION 'the audit trail is append-only' USING ERRCODE = 'integrity_constraint_violation';
+  RAISE EXCEPTION '% is append-only', TG_TABLE_NAME USING ERRCODE = 'integrity_constraint_violation';
 END $$ LANGUAGE plpgsql;
-CREATE TRIGGER audit_trail_append_only BEFORE UPDATE OR DELETE ON audit_trail
-  FOR EACH ROW EXECUTE FUNCTION audit_trail_append_only();
+CREATE TRIGGER audit_trail_append_only BEFORE UPDATE OR DELETE ON audit_trail FOR EACH ROW EXECUTE FUNCTION append_only();
+CREATE TRIGGER audit_trail_no_truncate BEFORE TRUNCATE ON audit_trail FOR EACH STATEMENT EXECUTE FUNCTION append_only();
+CREATE TRIGGER dispositions_append_only BEFORE UPDATE OR DELETE ON dispositions FOR EACH ROW EXECUTE FUNCTION append_only();
+CREATE TRIGGER dispositions_no_truncate BEFORE TRUNCATE ON dispositions FOR EACH STATEMENT EXECUTE FUNCTION append_only();
+CREATE TRIGGER quality_plans_append_only BEFORE UPDATE OR DELETE ON quality_plans FOR EACH ROW EXECUTE FUNCTION append_only();
+CREATE TRIGGER quality_plans_no_truncate BEFORE TRUNCATE ON quality_plans FOR EACH STATEMENT EXECUTE FUNCTION append_only();
 
 -- Live review queue: every API process LISTENs and forwards these to its browsers (server-sent events).
 CREATE FUNCTION notify_review_change() RETURNS trigger AS $$
@@ -61,8 +70,13 @@ CREATE TRIGGER dispositions_review_notify AFTER INSERT ON dispositions
 DROP TRIGGER dispositions_review_notify ON dispositions;
 DROP TRIGGER inspections_review_notify ON inspections;
 DROP FUNCTION notify_review_change;
+DROP TRIGGER quality_plans_no_truncate ON quality_plans;
+DROP TRIGGER quality_plans_append_only ON quality_plans;
+DROP TRIGGER dispositions_no_truncate ON dispositions;
+DROP TRIGGER dispositions_append_only ON dispositions;
 DROP TABLE audit_trail;
-DROP FUNCTION audit_trail_append_only;
+DROP FUNCTION append_only;
+DROP TABLE audit_trail_start;
 ALTER TABLE quality_plans DROP COLUMN reason;
 ALTER TABLE dispositions DROP COLUMN signer_name, DROP COLUMN meaning, DROP COLUMN signed_with;
 DROP TABLE sessions;

@@ -18,7 +18,14 @@ import { verifyAuditTrail } from './traceability/audit-verification.js';
 import { hashPassword, passwordProblem } from './access/passwords.js';
 
 /** Who the audit trail names for changes made at the command line. */
-const cliActor = () => `cli:${os.userInfo().username}`;
+function cliActor(): string {
+  try {
+    return `cli:${os.userInfo().username}`;
+  } catch {
+    // A container may run under a uid with no account (Kubernetes runAsUser).
+    return `cli:uid-${process.getuid?.() ?? 'unknown'}`;
+  }
+}
 
 /** A password from stdin (one line), or typed at a prompt without echo when stdin is a terminal. */
 async function readPassword(): Promise<string> {

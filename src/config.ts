@@ -53,6 +53,8 @@ const envSchema = z.object({
   VISQ_STATION_RATE_LIMIT: positiveInt.default(50),
   /** How long a starting process waits for an unreachable database or Redis before it exits 1. */
   VISQ_STARTUP_WAIT_SECONDS: z.coerce.number().int().min(0).default(60),
+  /** Which proxies' X-Forwarded-* headers to believe (express "trust proxy"): a TLS proxy on another host must be named here. */
+  VISQ_TRUST_PROXY: z.string().min(1).default('loopback').transform((v) => (/^\d+$/.test(v) ? Number(v) : v)),
   /** How long a workbench sign-in lasts (a shift and some). */
   VISQ_SESSION_HOURS: positiveInt.default(12),
   VISQ_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -97,5 +99,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
     maxQueueDepth: e.VISQ_MAX_QUEUE_DEPTH,
     stationRateLimit: e.VISQ_STATION_RATE_LIMIT,
     sessionHours: e.VISQ_SESSION_HOURS,
+    trustProxy: e.VISQ_TRUST_PROXY,
   };
 }

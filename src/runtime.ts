@@ -178,6 +178,7 @@ export async function runApi(rt: Runtime, db: Database, backend: QueueBackend, r
     models: [...registry.values()].map(({ manifest: m }) => ({ id: m.id, version: m.version, task: m.task, measures: m.measures })),
     reviewChanges,
     sessionSeconds: config.sessionHours * 3600,
+    trustProxy: config.trustProxy,
     limits: config.limits,
     topicPrefix: config.topicPrefix,
     metrics,
@@ -197,6 +198,7 @@ export async function runApi(rt: Runtime, db: Database, backend: QueueBackend, r
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     // Live event streams never end on their own; end them so the server can close.
     await reviewChanges.stop();
+    server.closeIdleConnections();
     await closed;
   });
   const port = (server.address() as AddressInfo).port;

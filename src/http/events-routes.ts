@@ -6,7 +6,8 @@ import { role } from './auth.js';
 export function eventRoutes(changes: ReviewChanges): Router {
   const router = Router();
   router.get('/events', role('reviewer'), (req, res) => {
-    res.writeHead(200, { 'Content-Type': 'text/event-stream; charset=utf-8', 'Cache-Control': 'no-store', 'X-Accel-Buffering': 'no' });
+    // `Connection: close`: when the stream ends its socket goes too, so it cannot hold up a shutdown as an idle keep-alive.
+    res.writeHead(200, { 'Content-Type': 'text/event-stream; charset=utf-8', 'Cache-Control': 'no-store', 'X-Accel-Buffering': 'no', Connection: 'close' });
     res.write('retry: 3000\n\n');
     const unsubscribe = changes.subscribe(
       (change) => res.write(`event: review\ndata: ${JSON.stringify(change)}\n\n`),
@@ -14,7 +15,7 @@ export function eventRoutes(changes: ReviewChanges): Router {
     );
     // Proxies and NAT drop connections that look idle.
     const heartbeat = setInterval(() => res.write(': keep-alive\n\n'), 25_000);
-    req.on('close', () => { clearInterval(heartbeat); unsubscribe(); });
+    res.on('close', () => { clearInterval(heartbeat); unsubscribe(); });
   });
   return router;
 }

@@ -23,6 +23,8 @@ export interface HttpAppDeps extends InspectionRoutesDeps {
   models: readonly ModelSummary[];
   reviewChanges: ReviewChanges;
   sessionSeconds: number;
+  /** express "trust proxy": whose X-Forwarded-For/-Proto count (client address for rate limits, HTTPS for Secure cookies). */
+  trustProxy: string | number;
   /** Named checks; each returns null when healthy, else what is wrong. */
   readiness: Record<string, ReadinessCheck>;
 }
@@ -33,14 +35,12 @@ export function createHttpApp(deps: HttpAppDeps): Express {
   app.use(helmet({
     contentSecurityPolicy: {
       directives: {
-        // Overlays are drawn on canvases and shown as data:/blob: URLs.
-        'img-src': ["'self'", 'data:', 'blob:'],
         // Plants often serve the workbench over plain HTTP on the line network: do not rewrite to https.
         'upgrade-insecure-requests': null,
       },
     },
   }));
-  app.set('trust proxy', 'loopback');
+  app.set('trust proxy', deps.trustProxy);
   app.use(pinoHttp({
     logger: deps.log,
     genReqId: (req, res) => {

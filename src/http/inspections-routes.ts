@@ -17,6 +17,7 @@ import { passwordMatches } from '../access/passwords.js';
 import { role, stationOnly, username } from './auth.js';
 import { HttpError, parseOr400 } from './errors.js';
 import { idempotencyKeySchema, uploadFieldsSchema } from './upload-fields.js';
+import { note } from '../traceability/trace-fields.js';
 
 export interface InspectionRoutesDeps {
   db: Database;
@@ -118,16 +119,32 @@ export function inspectionRoutes(deps: InspectionRoutesDeps): Router {
     res.json({ inspections: await listAwaitingReview(deps.db, q.data) });
   });
 
-  router.post('/inspections/:id/disposition', role('reviewer'), express.json({ limit: '16kb' }), async (req, res) => {
+  // Guessing a signer's password through dispositions is slowed as sign-in is: failed signatures per person.
+  const failedSignatures = rateLimit({
+    windowMs: 15 * 60_000,
+    limit: 10,
+    skipSuccessfulRequests: true,
+    requestWasSuccessful: (_req, res) => res.statusCode !== 403,
+    keyGenerator: (req) => (req.principal as { username: string }).username,
+    handler: () => { throw new HttpError(429, 'rate_limited', 'too many failed signatures; wait 15 minutes', { 'Retry-After': '900' }); },
+    standardHeaders: 'draft-7',
+    legacyHeaders: false,
+  });
+
+  router.post('/inspections/:id/disposition', role('reviewer'), failedSignatures, express.json({ limit: '16kb' }), async (req, res) => {
     const id = String(req.params.id);
     if (!uuid.safeParse(id).success) throw new HttpError(400, 'invalid_id', 'an inspection id is a UUID');
     res.locals.inspectionId = id;
     const body = parseOr400(z.object({
       decision: z.enum(['accept', 'rework', 'scrap']),
-      reason: z.string().trim().min(1).max(2000),
+      reason: note(2000),
       password: z.string().min(1).max(1024).optional(),
     }).strict(), req.body, 'invalid_disposition');
-    const out = await recordDisposition(deps.db, id, await signer(deps.db, username(req), body.password), body.decision, body.reason, deps.topicPrefix);
+    const signedBy = await signer(deps.db, username(req), body.password).catch((err) => {
+      req.log.warn({ username: username(req), inspectionId: id }, 'disposition signature refused');
+      throw err;
+    });
+    const out = await recordDisposition(deps.db, id, signedBy, body.decision, body.reason, deps.topicPrefix);
     if (!out.ok) {
       const [status, message] = {
         not_found: [404, `no inspection ${id}`],

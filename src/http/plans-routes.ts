@@ -4,6 +4,7 @@ import { diffPlans } from '../quality/plan-diff.js';
 import { validateQualityPlan } from '../quality/quality-plan.js';
 import type { Database } from '../traceability/database.js';
 import { findCurrentPlan, listCurrentPlans, listPlanVersions, storePlanVersion } from '../traceability/quality-plans.js';
+import { note } from '../traceability/trace-fields.js';
 import { role, username } from './auth.js';
 import { HttpError, parseOr400 } from './errors.js';
 
@@ -26,7 +27,7 @@ export function planRoutes(db: Database, models: readonly ModelSummary[]): Route
 
   router.put('/quality-plans/:partNumber', role('engineer'), express.json({ limit: '256kb' }), async (req, res) => {
     const partNumber = String(req.params.partNumber);
-    const { reason } = parseOr400(z.object({ reason: z.string().trim().min(1).max(2000).optional() }), req.query, 'invalid_query');
+    const { reason } = parseOr400(z.object({ reason: note(2000).optional() }), req.query, 'invalid_query');
     const body = req.body && typeof req.body === 'object' && !Array.isArray(req.body) ? { partNumber, ...req.body } : req.body;
     if (body?.partNumber !== partNumber) throw new HttpError(400, 'invalid_plan', `the plan's partNumber "${body?.partNumber}" differs from the URL's "${partNumber}"`);
     const checked = validateQualityPlan(body, catalog);

@@ -32,9 +32,19 @@ export function sessionSignInRoutes(db: Database, sessionSeconds: number): Route
     standardHeaders: 'draft-7',
     legacyHeaders: false,
   });
+  // And from one address whatever the usernames, so rotating them does not buy unlimited guesses.
+  const failedSignInsFromAddress = rateLimit({
+    windowMs: 15 * 60_000,
+    limit: 100,
+    skipSuccessfulRequests: true,
+    keyGenerator: (req) => ipKeyGenerator(req.ip ?? ''),
+    handler: () => { throw new HttpError(429, 'rate_limited', 'too many failed sign-ins from this address; wait 15 minutes', { 'Retry-After': '900' }); },
+    standardHeaders: 'draft-7',
+    legacyHeaders: false,
+  });
   const credentials = z.object({ username: z.string().min(1).max(64), password: z.string().min(1).max(1024) }).strict();
 
-  router.post('/session', express.json({ limit: '4kb' }), failedSignIns, async (req, res) => {
+  router.post('/session', express.json({ limit: '4kb' }), failedSignInsFromAddress, failedSignIns, async (req, res) => {
     const body = credentials.safeParse(req.body);
     if (!body.success) throw new HttpError(400, 'invalid_credentials_format', 'send {"username": "…", "password": "…"}');
     const person = await findPerson(db, body.data.username);

@@ -37,10 +37,12 @@ const columns: [string, (d: InspectionDocument) => string | number | boolean | n
 ];
 
 export function lotReportCsv(parts: readonly InspectionDocument[]): string {
-  return stringify([columns.map(([name]) => name), ...parts.map((d) => columns.map(([, get]) => {
+  const rows = [columns.map(([name]) => name), ...parts.map((d) => columns.map(([, get]) => {
     const v = get(d);
     return v === null ? '' : String(v);
-  }))]);
+  }))];
+  // Serials and reasons come from cameras and people: a leading "=" must not become a spreadsheet formula.
+  return stringify(rows, { escape_formulas: true });
 }
 
 const pdfColumns: [string, number, (d: InspectionDocument) => string][] = [

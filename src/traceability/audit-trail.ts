@@ -57,18 +57,35 @@ export async function* readAuditTrail(db: Queryable, pageSize = 1000): AsyncGene
 }
 
 /**
- * Records that must each have an audit entry but have none: catches the deletion of the newest
- * entries, which the chain alone cannot see.
+ * Signed records and accounts checked against their audit entries: a record without its entry
+ * (the newest entries deleted, which the chain alone cannot see) or one that no longer says what
+ * its entry says (the record itself edited). Records older than the audit trail are not checked.
  */
-export async function findUnauditedRecords(db: Queryable): Promise<string[]> {
+export async function findRecordsDisagreeingWithAudit(db: Queryable): Promise<string[]> {
   const r = await db.query(`
-    SELECT 'disposition of inspection ' || d.inspection_id AS record FROM dispositions d
-      WHERE NOT EXISTS (SELECT 1 FROM audit_trail a WHERE a.action = 'inspection.disposition' AND a.entity = 'inspection:' || d.inspection_id)
+    WITH start AS (SELECT min(started_at) AS at FROM audit_trail_start)
+    SELECT 'disposition of inspection ' || d.inspection_id || CASE WHEN a.seq IS NULL THEN ' has no audit entry: its entry was deleted'
+             ELSE ' does not match audit entry ' || a.seq || ': one of them was changed' END AS problem
+    FROM dispositions d CROSS JOIN start
+    LEFT JOIN audit_trail a ON a.action = 'inspection.disposition' AND a.entity = 'inspection:' || d.inspection_id
+    WHERE d.decided_at >= start.at AND (a.seq IS NULL OR a.actor <> d.username OR a.reason IS DISTINCT FROM d.reason
+      OR a.details->>'decision' <> d.decision OR a.details->>'finalVerdict' <> d.final_verdict
+      OR a.details->>'signer' IS DISTINCT FROM d.signer_name OR a.details->>'meaning' IS DISTINCT FROM d.meaning
+      OR a.details->>'signedWith' IS DISTINCT FROM d.signed_with)
     UNION ALL
-    SELECT 'quality plan ' || p.part_number || coalesce(nullif(' operation ' || p.operation, ' operation '), '') || ' version ' || p.version FROM quality_plans p
-      WHERE NOT EXISTS (SELECT 1 FROM audit_trail a WHERE a.action = 'plan.version' AND a.entity = ${planEntitySql('p')})
+    SELECT 'quality plan ' || p.part_number || coalesce(nullif(' operation ' || p.operation, ' operation '), '') || ' version ' || p.version
+      || CASE WHEN a.seq IS NULL THEN ' has no audit entry: its entry was deleted' ELSE ' does not match audit entry ' || a.seq || ': one of them was changed' END
+    FROM quality_plans p CROSS JOIN start
+    LEFT JOIN audit_trail a ON a.action = 'plan.version' AND a.entity = ${planEntitySql('p')}
+    WHERE p.created_at >= start.at AND (a.seq IS NULL OR a.details->'plan' <> p.document OR a.reason IS DISTINCT FROM p.reason)
+    UNION ALL
+    SELECT 'user ' || u.username || ' has no audit entry: its entry was deleted' FROM users u CROSS JOIN start
+    WHERE u.created_at >= start.at AND NOT EXISTS (SELECT 1 FROM audit_trail a WHERE a.action = 'user.add' AND a.entity = 'user:' || u.username)
+    UNION ALL
+    SELECT 'station ' || s.station_id || ' has no audit entry: its entry was deleted' FROM stations s CROSS JOIN start
+    WHERE s.created_at >= start.at AND NOT EXISTS (SELECT 1 FROM audit_trail a WHERE a.action = 'station.add' AND a.entity = 'station:' || s.station_id)
     ORDER BY 1`);
-  return r.rows.map((row) => row.record);
+  return r.rows.map((row) => row.problem);
 }
 
 export function planEntity(partNumber: string, operation: string | null, version: number): string {

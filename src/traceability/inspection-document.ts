@@ -8,6 +8,8 @@ export interface InspectionDocument {
   /** The model's verdict, kept when a disposition overrides `verdict`. */
   modelVerdict: Verdict | null;
   final: boolean;
+  /** Decided, waiting for a person's disposition (REVIEW, or FAIL under a plan with confirmFail). */
+  awaitingReview: boolean;
   reason: string | null;
   site: string;
   line: string;

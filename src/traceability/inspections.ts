@@ -82,6 +82,7 @@ function toDocument(row: any): InspectionDocument {
     verdict: disposition ? disposition.finalVerdict : row.verdict,
     modelVerdict: row.verdict,
     final: disposition !== null,
+    awaitingReview: row.needs_review && disposition === null,
     reason: row.reason,
     site: row.site,
     line: row.line,

@@ -23,6 +23,11 @@ export class ReviewChanges {
   }
 
   subscribe(send: Subscriber['send'], close: Subscriber['close']): () => void {
+    // A browser reconnecting while the process stops is sent away at once.
+    if (this.stopped) {
+      close();
+      return () => {};
+    }
     const s = { send, close };
     this.subscribers.add(s);
     return () => { this.subscribers.delete(s); };

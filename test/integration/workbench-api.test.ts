@@ -167,6 +167,18 @@ describe('review and signed dispositions', () => {
     expect(row.rows[0].signed_with).toBe('token');
   });
 
+  it('guessing a signer\'s password is slowed down: ten failed signatures, then 429', async () => {
+    const id = await inspect(defects[0]!, 'SN-W-004', 'LOT-W2');
+    await decided(id);
+    const emil = await SessionClient.signIn(visq.baseUrl, 'emil', password.emil);
+    const attempt = (pw: string) => emil.send('POST', `/v1/inspections/${id}/disposition`, { decision: 'accept', reason: 'guess', password: pw });
+    for (let i = 0; i < 10; i++) expect((await attempt(`wrong-guess-${i}`)).status).toBe(403);
+    const locked = await attempt(password.emil);
+    expect(locked.status).toBe(429);
+    expect((await emil.get(`/v1/inspections/${id}`)).body.final).toBe(false);
+    expect(visq.json().filter((l) => l.msg === 'disposition signature refused' && l.username === 'emil')).toHaveLength(10);
+  });
+
   it("a part's history lists every inspection of that part number and serial", async () => {
     const again = await inspect(good[0]!, 'SN-W-001');
     await decided(again);
@@ -267,6 +279,7 @@ describe('audit trail', () => {
     for (let i = 1; i < entries.length; i++) expect(entries[i].prevHash).toBe(entries[i - 1].hash);
     // Ordinary database roles cannot rewrite it.
     await expect(database.db.query("UPDATE audit_trail SET reason = 'x' WHERE seq = 6")).rejects.toThrow(/append-only/);
+    await expect(database.db.query('TRUNCATE audit_trail')).rejects.toThrow(/append-only/);
   });
 
   it('`visq audit verify` passes on the untouched trail and names a changed or deleted entry', async () => {
@@ -282,16 +295,29 @@ describe('audit trail', () => {
       await admin.query("UPDATE audit_trail SET details = jsonb_set(details, '{decision}', '\"accept\"') WHERE seq = 6");
       const changed = await cli(['audit', 'verify'], env);
       expect(changed.code).toBe(1);
-      expect(JSON.parse(changed.stdout).problems).toEqual(['entry 6 was changed: its content no longer matches its hash']);
+      const disposed = (await database.db.query("SELECT entity FROM audit_trail WHERE seq = 6")).rows[0].entity.slice('inspection:'.length);
+      expect(JSON.parse(changed.stdout).problems).toEqual([
+        'entry 6 was changed: its content no longer matches its hash',
+        `disposition of inspection ${disposed} does not match audit entry 6: one of them was changed`,
+      ]);
       expect(changed.stderr).toMatch(/entry 6 was changed/);
 
       await admin.query("UPDATE audit_trail SET details = jsonb_set(details, '{decision}', '\"scrap\"') WHERE seq = 6");
       expect((await cli(['audit', 'verify'], env)).code).toBe(0);
 
+      // The signed record itself, changed behind the trail's back.
+      await expect(database.db.query("UPDATE dispositions SET decision = 'accept'")).rejects.toThrow(/append-only/);
+      await admin.query('ALTER TABLE dispositions DISABLE TRIGGER dispositions_append_only');
+      await admin.query("UPDATE dispositions SET decision = 'accept', final_verdict = 'PASS' WHERE inspection_id = $1", [disposed]);
+      const record = await cli(['audit', 'verify'], env);
+      expect(record.code).toBe(1);
+      expect(JSON.parse(record.stdout).problems).toEqual([`disposition of inspection ${disposed} does not match audit entry 6: one of them was changed`]);
+      await admin.query("UPDATE dispositions SET decision = 'scrap', final_verdict = 'FAIL' WHERE inspection_id = $1", [disposed]);
+
       await admin.query('DELETE FROM audit_trail WHERE seq = 3');
       const deleted = await cli(['audit', 'verify'], env);
       expect(deleted.code).toBe(1);
-      expect(JSON.parse(deleted.stdout).problems).toEqual(['entry 3 is missing (deleted): the sequence jumps from 2 to 4']);
+      expect(JSON.parse(deleted.stdout).problems).toEqual(['entry 3 is missing (deleted): the sequence jumps from 2 to 4', 'user emil has no audit entry: its entry was deleted']);
 
       // The newest entry leaves no gap behind, but its record is still there without it.
       await admin.query('DELETE FROM audit_trail WHERE seq = 8');
@@ -299,6 +325,21 @@ describe('audit trail', () => {
       expect(tail.problems).toContain('quality plan PN-1001 version 2 has no audit entry: its entry was deleted');
     } finally {
       await admin.end();
+    }
+  });
+});
+
+describe('shutdown', () => {
+  it('visq stops cleanly and promptly while a browser holds the live review queue open', async () => {
+    const rita = await SessionClient.signIn(visq.baseUrl, 'rita', password.rita);
+    const events = await SseStream.open(`${visq.baseUrl}/v1/events`, rita.cookie);
+    const started = Date.now();
+    try {
+      expect(await visq.stop()).toBe(0);
+      // Within the grace a container runtime gives before SIGKILL (10 s for Docker).
+      expect(Date.now() - started).toBeLessThan(10_000);
+    } finally {
+      events.close();
     }
   });
 });

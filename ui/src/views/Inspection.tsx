@@ -14,9 +14,9 @@ import { CharacteristicBar } from './CharacteristicBar';
 import { ImageViewer } from './ImageViewer';
 import { DECISION_LABEL, SignatureDialog } from './SignatureDialog';
 
-/** A part awaits a person while it is decided, not final, and flagged REVIEW or an unconfirmed FAIL. */
+/** The server says whether a part waits for a person (REVIEW, or FAIL under a plan that asks for confirmation). */
 export function awaitsDisposition(doc: Inspection): boolean {
-  return doc.status === 'done' && !doc.final && !doc.disposition && (doc.verdict === 'REVIEW' || doc.verdict === 'FAIL');
+  return doc.awaitingReview;
 }
 
 const ADVANCE_AFTER_MS = 1500;
@@ -55,7 +55,8 @@ export function InspectionView(props: { id: string }) {
   useLayoutEffect(() => {
     const onKey = (e: KeyboardEvent) => {
       const st = keyState.current;
-      if (st.dialog || isTyping(e) || e.ctrlKey || e.metaKey || e.altKey) return;
+      // A held key repeats: it must not skip through several parts.
+      if (st.dialog || e.repeat || isTyping(e) || e.ctrlKey || e.metaKey || e.altKey) return;
       const k = e.key.toLowerCase();
       if (st.canDispose && (k === 'a' || k === 'r' || k === 's')) {
         e.preventDefault();

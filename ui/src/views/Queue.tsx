@@ -94,6 +94,8 @@ export function QueueView() {
       if (e.key === 'j' || e.key === 'ArrowDown') move(selectedRef.current + 1);
       else if (e.key === 'k' || e.key === 'ArrowUp') move(selectedRef.current - 1);
       else if (e.key === 'Enter') {
+        // Enter on a link or button keeps its own meaning; from the page or a text filter it opens the selection.
+        if ((e.target as HTMLElement).closest?.('a, button')) return;
         const item = list[selectedRef.current];
         if (item) {
           e.preventDefault();

@@ -24,7 +24,13 @@ export function SignatureDialog(props: {
   const [password, setPassword] = useState('');
   const [error, setError] = useState<string | null>(null);
   const [reasonError, setReasonError] = useState<string | null>(null);
-  const [busy, setBusy] = useState(false);
+  const [busy, setBusyState] = useState(false);
+  // Esc must not look cancelled while a signature is on its way: the key handler reads this ref.
+  const busyRef = useRef(false);
+  const setBusy = (b: boolean) => {
+    busyRef.current = b;
+    setBusyState(b);
+  };
   const reasonRef = useRef<HTMLInputElement>(null);
   const passwordRef = useRef<HTMLInputElement>(null);
 
@@ -35,7 +41,7 @@ export function SignatureDialog(props: {
       if (e.key === 'Escape') {
         e.preventDefault();
         e.stopPropagation();
-        props.onCancel();
+        if (!busyRef.current) props.onCancel();
       }
     };
     // Capture: Esc closes the dialog before any view shortcut sees it.
