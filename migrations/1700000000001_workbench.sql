@@ -39,7 +39,7 @@ CREATE TABLE audit_trail_start (started_at timestamptz NOT NULL DEFAULT now());
 INSERT INTO audit_trail_start DEFAULT VALUES;
 
 -- The trail and the signed records it vouches for are append-only for ordinary roles; `visq audit
--- verify` shows what someone who goes around these triggers changed.
+-- verify` shows what someone who goes around these triggers changed (see the README on anchoring).
 CREATE FUNCTION append_only() RETURNS trigger AS $$
 BEGIN
   RAISE EXCEPTION '% is append-only', TG_TABLE_NAME USING ERRCODE = 'integrity_constraint_violation';
