@@ -36,6 +36,8 @@ export class MesLink {
   private wake: (() => void) | null = null;
   private loop: Promise<void> | null = null;
   private leaderRetry: NodeJS.Timeout | null = null;
+  /** Until the first election has an answer, a process cannot say whether it must reach the broker. */
+  private electionAnswered = false;
 
   constructor(private readonly o: MesLinkOptions) {
     this.log = o.log.child({ component: 'mes-link' });
@@ -45,6 +47,7 @@ export class MesLink {
 
   /** null when healthy (or standing by), else what is wrong. */
   readiness(): string | null {
+    if (!this.electionAnswered) return 'the MES link is starting (electing its leader)';
     if (!this.mqttClient) return null;
     return this.mqttClient.connected ? null : `MQTT broker ${redact(this.o.mqttUrl)} is not connected`;
   }
@@ -76,6 +79,7 @@ export class MesLink {
     await client.connect();
     const got = await client.query('SELECT pg_try_advisory_lock($1) AS ok', [leaderLockKey]);
     if (!got.rows[0].ok) {
+      this.electionAnswered = true;
       await this.resign();
       this.scheduleLeaderRetry();
       return;
@@ -83,6 +87,7 @@ export class MesLink {
     await client.query('LISTEN visq_outbox');
     client.on('notification', () => this.wake?.());
     this.connectBroker();
+    this.electionAnswered = true;
     this.loop = this.relayLoop();
     this.log.info('leading the MES link');
   }
