@@ -104,9 +104,9 @@ export function inspectionRoutes(deps: InspectionRoutesDeps): Router {
   });
 
   router.get('/inspections', role('reviewer'), async (req, res) => {
-    const q = z.object({ partNumber: z.string().min(1).max(64), serial: z.string().min(1).max(128), limit: z.coerce.number().int().min(1).max(500).default(50) }).safeParse(req.query);
-    if (!q.success) throw new HttpError(400, 'invalid_query', `${q.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')} (a part's history needs partNumber and serial)`);
-    res.json({ inspections: await listPartHistory(deps.db, q.data.partNumber, q.data.serial, q.data.limit) });
+    // A part's history: the query names the part (part number and serial).
+    const q = parseOr400(z.object({ partNumber: z.string().min(1).max(64), serial: z.string().min(1).max(128), limit: z.coerce.number().int().min(1).max(500).default(50) }), req.query, 'invalid_query');
+    res.json({ inspections: await listPartHistory(deps.db, q.partNumber, q.serial, q.limit) });
   });
 
   router.get('/review', role('reviewer'), async (req, res) => {
