@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { z } from 'zod';
+import { describeIssues } from './validation-issues.js';
 
 /** A configuration problem: the message names the environment variable. */
 export class ConfigError extends Error {}
@@ -66,7 +67,7 @@ export type Config = ReturnType<typeof loadConfig>;
 export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
   const parsed = envSchema.safeParse(env);
   if (!parsed.success) {
-    const problems = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
+    const problems = describeIssues(parsed.error);
     throw new ConfigError(`invalid configuration: ${problems.join('; ')}`);
   }
   const e = parsed.data;

@@ -1,6 +1,7 @@
 import type { ErrorRequestHandler } from 'express';
 import type { z } from 'zod';
 import type { Logger } from '../logger.js';
+import { describeIssues } from '../validation-issues.js';
 
 /** An error a client caused or can act on; becomes `{"error": {"code", "message"}}`. */
 export class HttpError extends Error {
@@ -12,7 +13,7 @@ export class HttpError extends Error {
 /** Parses a query string or body with a zod schema; a 400 with `code` that names every problem otherwise. */
 export function parseOr400<S extends z.ZodType>(schema: S, value: unknown, code: string): z.output<S> {
   const r = schema.safeParse(value);
-  if (!r.success) throw new HttpError(400, code, r.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; '));
+  if (!r.success) throw new HttpError(400, code, describeIssues(r.error, 'body').join('; '));
   return r.data;
 }
 

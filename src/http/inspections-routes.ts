@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import express, { Router, type Request, type Response } from 'express';
 import multer from 'multer';
-import { rateLimit } from 'express-rate-limit';
 import { z } from 'zod';
 import { checkImage } from '../images/image-check.js';
 import type { ImageStore } from '../images/image-store.js';
@@ -16,8 +15,10 @@ import { findPerson, findStationContext } from '../traceability/stations-and-use
 import { passwordMatches } from '../access/passwords.js';
 import { role, stationOnly, username } from './auth.js';
 import { HttpError, parseOr400 } from './errors.js';
+import { limitRate } from './rate-limits.js';
 import { idempotencyKeySchema, uploadFieldsSchema } from './upload-fields.js';
 import { note } from '../traceability/trace-fields.js';
+import { describeIssues } from '../validation-issues.js';
 
 export interface InspectionRoutesDeps {
   db: Database;
@@ -48,13 +49,11 @@ export function inspectionRoutes(deps: InspectionRoutesDeps): Router {
   }).array('image', deps.limits.imagesPerInspection);
   const rawImage = express.raw({ type: 'image/*', limit: deps.limits.imageBytes });
 
-  const perStation = rateLimit({
-    windowMs: 1000,
+  const perStation = limitRate({
+    windowSeconds: 1,
     limit: deps.stationRateLimit,
-    keyGenerator: (req) => (req.principal as { stationId: string }).stationId,
-    handler: () => { throw new HttpError(429, 'rate_limited', `more than ${deps.stationRateLimit} uploads per second from this station`, { 'Retry-After': '1' }); },
-    standardHeaders: 'draft-7',
-    legacyHeaders: false,
+    key: (req) => (req.principal as { stationId: string }).stationId,
+    message: `more than ${deps.stationRateLimit} uploads per second from this station`,
   });
   // A camera retrying an upload that was accepted gets the first inspection, whatever the load, body unread.
   const answerRepeats = async (req: Request, res: Response, next: () => void) => {
@@ -110,25 +109,21 @@ export function inspectionRoutes(deps: InspectionRoutesDeps): Router {
   });
 
   router.get('/review', role('reviewer'), async (req, res) => {
-    const q = z.object({
+    const q = parseOr400(z.object({
       line: z.string().max(64).optional(), stationId: z.string().max(64).optional(), partNumber: z.string().max(64).optional(),
       lotId: z.string().max(128).optional(), olderThanSeconds: z.coerce.number().int().min(0).optional(),
       limit: z.coerce.number().int().min(1).max(500).default(100),
-    }).safeParse(req.query);
-    if (!q.success) throw new HttpError(400, 'invalid_query', q.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
-    res.json({ inspections: await listAwaitingReview(deps.db, q.data) });
+    }), req.query, 'invalid_query');
+    res.json({ inspections: await listAwaitingReview(deps.db, q) });
   });
 
   // Guessing a signer's password through dispositions is slowed as sign-in is: failed signatures per person.
-  const failedSignatures = rateLimit({
-    windowMs: 15 * 60_000,
+  const failedSignatures = limitRate({
+    windowSeconds: 15 * 60,
     limit: 10,
-    skipSuccessfulRequests: true,
-    requestWasSuccessful: (_req, res) => res.statusCode !== 403,
-    keyGenerator: (req) => (req.principal as { username: string }).username,
-    handler: () => { throw new HttpError(429, 'rate_limited', 'too many failed signatures; wait 15 minutes', { 'Retry-After': '900' }); },
-    standardHeaders: 'draft-7',
-    legacyHeaders: false,
+    key: (req) => (req.principal as { username: string }).username,
+    failed: (res) => res.statusCode === 403,
+    message: 'too many failed signatures; wait 15 minutes',
   });
 
   router.post('/inspections/:id/disposition', role('reviewer'), failedSignatures, express.json({ limit: '16kb' }), async (req, res) => {
@@ -200,7 +195,7 @@ async function acceptUpload(deps: InspectionRoutesDeps, station: { stationId: st
   const multiValued = Object.entries(source).find(([, v]) => Array.isArray(v));
   if (multiValued) throw new HttpError(400, 'invalid_field', `field "${multiValued[0]}" is given more than once`);
   const fields = uploadFieldsSchema.safeParse(source);
-  if (!fields.success) throw new HttpError(400, 'invalid_field', fields.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
+  if (!fields.success) throw new HttpError(400, 'invalid_field', describeIssues(fields.error).join('; '));
 
   const context = await findStationContext(deps.db, station.stationId);
   const partNumber = fields.data.partNumber ?? context?.partNumber ?? null;

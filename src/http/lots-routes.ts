@@ -37,8 +37,7 @@ export function lotRoutes(db: Database): Router {
     const lotId = String(req.params.lotId);
     const parts = await listLotParts(db, lotId);
     if (parts.length === 0) throw notFound(lotId);
-    const lot = await findLot(db, lotId, null, 1);
-    res.json({ lotId, partNumbers: lot?.partNumbers ?? [], ...lotStatistics(parts) });
+    res.json({ lotId, partNumbers: [...new Set(parts.map((p) => p.partNumber))].sort(), ...lotStatistics(parts) });
   });
 
   router.get('/lots/:lotId/report.csv', role('reviewer'), async (req, res) => {
@@ -52,7 +51,7 @@ export function lotRoutes(db: Database): Router {
     const lotId = String(req.params.lotId);
     const parts = await listLotTrace(db, lotId);
     if (parts.length === 0) throw notFound(lotId);
-    const stats = lotStatistics(parts.map((p) => ({ receivedAt: new Date(p.receivedAt), verdict: p.status === 'done' ? p.verdict : null, characteristics: p.characteristics })));
+    const stats = lotStatistics(parts.map((p) => ({ partNumber: p.partNumber, receivedAt: new Date(p.receivedAt), verdict: p.status === 'done' ? p.verdict : null, characteristics: p.characteristics })));
     res.type('application/pdf').attachment(`lot-${safeFileName(lotId)}-traceability.pdf`);
     writeLotReportPdf(res, lotId, stats, parts, username(req));
   });

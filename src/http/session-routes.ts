@@ -1,5 +1,5 @@
 import express, { Router, type CookieOptions, type Request } from 'express';
-import { ipKeyGenerator, rateLimit } from 'express-rate-limit';
+import { ipKeyGenerator } from 'express-rate-limit';
 import { z } from 'zod';
 import { passwordMatches } from '../access/passwords.js';
 import type { Database } from '../traceability/database.js';
@@ -7,6 +7,7 @@ import { createSession, endSession } from '../traceability/sessions.js';
 import { findPerson } from '../traceability/stations-and-users.js';
 import { sessionCookie } from './auth.js';
 import { HttpError } from './errors.js';
+import { limitRate } from './rate-limits.js';
 
 const loopbackHosts = new Set(['localhost', '127.0.0.1', '::1', '[::1]']);
 
@@ -23,24 +24,20 @@ function cookieOptions(req: Request, maxAgeSeconds: number): CookieOptions {
 export function sessionSignInRoutes(db: Database, sessionSeconds: number): Router {
   const router = Router();
   // Slows password guessing: failed attempts per client address and username.
-  const failedSignIns = rateLimit({
-    windowMs: 15 * 60_000,
+  const failedSignIns = limitRate({
+    windowSeconds: 15 * 60,
     limit: 10,
-    skipSuccessfulRequests: true,
-    keyGenerator: (req) => `${ipKeyGenerator(req.ip ?? '')}|${String(req.body?.username ?? '').slice(0, 64)}`,
-    handler: () => { throw new HttpError(429, 'rate_limited', 'too many failed sign-ins; wait 15 minutes', { 'Retry-After': '900' }); },
-    standardHeaders: 'draft-7',
-    legacyHeaders: false,
+    key: (req) => `${ipKeyGenerator(req.ip ?? '')}|${String(req.body?.username ?? '').slice(0, 64)}`,
+    failed: (res) => res.statusCode >= 400,
+    message: 'too many failed sign-ins; wait 15 minutes',
   });
   // And from one address whatever the usernames, so rotating them does not buy unlimited guesses.
-  const failedSignInsFromAddress = rateLimit({
-    windowMs: 15 * 60_000,
+  const failedSignInsFromAddress = limitRate({
+    windowSeconds: 15 * 60,
     limit: 100,
-    skipSuccessfulRequests: true,
-    keyGenerator: (req) => ipKeyGenerator(req.ip ?? ''),
-    handler: () => { throw new HttpError(429, 'rate_limited', 'too many failed sign-ins from this address; wait 15 minutes', { 'Retry-After': '900' }); },
-    standardHeaders: 'draft-7',
-    legacyHeaders: false,
+    key: (req) => ipKeyGenerator(req.ip ?? ''),
+    failed: (res) => res.statusCode >= 400,
+    message: 'too many failed sign-ins from this address; wait 15 minutes',
   });
   const credentials = z.object({ username: z.string().min(1).max(64), password: z.string().min(1).max(1024) }).strict();
 
@@ -66,8 +63,9 @@ export function sessionRoutes(db: Database): Router {
   router.get('/session', async (req, res) => {
     const p = req.principal!;
     if (p.kind !== 'user') throw new HttpError(403, 'forbidden', 'a station key may only post images');
-    const person = await findPerson(db, p.username);
-    res.json({ username: p.username, role: p.role, name: person?.name ?? p.username, csrfToken: req.session?.csrfToken ?? null });
+    // A cookie session already carries the name; a bearer token does not.
+    const name = req.session?.name ?? (await findPerson(db, p.username))?.name ?? p.username;
+    res.json({ username: p.username, role: p.role, name, csrfToken: req.session?.csrfToken ?? null });
   });
   router.delete('/session', async (req, res) => {
     const cookie = req.cookies?.[sessionCookie] as string | undefined;

@@ -3,6 +3,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { manifestSchema, type Manifest } from './manifest.js';
+import { describeIssues } from '../validation-issues.js';
 
 /** A model folder that cannot be used; the message says which folder and what is wrong. */
 export class ModelLoadError extends Error {}
@@ -26,7 +27,7 @@ export async function loadModelFolder(dir: string): Promise<RegisteredModel> {
   }
   const parsed = manifestSchema.safeParse(raw);
   if (!parsed.success) {
-    throw new ModelLoadError(`${where}: invalid model.json: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+    throw new ModelLoadError(`${where}: invalid model.json: ${describeIssues(parsed.error).join('; ')}`);
   }
   const manifest = parsed.data;
   const onnxPath = path.join(dir, manifest.file);

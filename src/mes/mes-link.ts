@@ -7,6 +7,7 @@ import { stationContextSchema } from '../traceability/trace-fields.js';
 import type { Database } from '../traceability/database.js';
 import { countUnsent, fetchUnsent, markSent, type OutboxMessage } from '../traceability/outbox.js';
 import { saveStationContext } from '../traceability/stations-and-users.js';
+import { describeIssues } from '../validation-issues.js';
 
 export interface MesLinkOptions {
   db: Database;
@@ -127,7 +128,7 @@ export class MesLink {
       return void log.warn('context message is not valid UTF-8 JSON; ignored');
     }
     const parsed = stationContextSchema.safeParse(json);
-    if (!parsed.success) return void log.warn({ problems: parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`) }, 'context message is invalid; ignored');
+    if (!parsed.success) return void log.warn({ problems: describeIssues(parsed.error) }, 'context message is invalid; ignored');
     const ctx = { partNumber: parsed.data.partNumber ?? null, lotId: parsed.data.lotId ?? null, workOrder: parsed.data.workOrder ?? null, operation: parsed.data.operation ?? null };
     await saveStationContext(this.o.db, stationId, ctx).then(
       () => log.info({ context: ctx }, 'station context updated'),

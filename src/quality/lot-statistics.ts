@@ -1,6 +1,7 @@
 import type { CharacteristicResult, Verdict } from './decision.js';
 
 export interface LotPart {
+  partNumber: string;
   receivedAt: Date;
   /** The disposition's verdict where there is one, else the model's; null while undecided. */
   verdict: Verdict | null;

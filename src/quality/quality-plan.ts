@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { describeIssues } from '../validation-issues.js';
 
 /** Quality-plan document (CONTRACT.md "Quality plan document"): data validated here, never code. */
 export const characteristicSchema = z
@@ -56,7 +57,7 @@ export type PlanValidation = { ok: true; plan: QualityPlan } | { ok: false; prob
 export function validateQualityPlan(document: unknown, catalog: MeasureCatalog): PlanValidation {
   const parsed = qualityPlanSchema.safeParse(document);
   if (!parsed.success) {
-    return { ok: false, problems: parsed.error.issues.map((i) => `${i.path.join('.') || '(plan)'}: ${i.message}`) };
+    return { ok: false, problems: describeIssues(parsed.error, '(plan)') };
   }
   const problems: string[] = [];
   parsed.data.characteristics.forEach((c, i) => {

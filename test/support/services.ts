@@ -7,8 +7,9 @@ import { freePort } from '../../src/embedded/embedded-services.js';
 
 export type Stop = () => Promise<void>;
 
-export async function redisUp(url: string): Promise<boolean> {
-  const r = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+/** `tls`: for a `rediss://` URL whose certificate needs a private CA. */
+export async function redisUp(url: string, tls?: { ca: string }): Promise<boolean> {
+  const r = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, ...(tls ? { tls } : {}) });
   r.on('error', () => {});
   try {
     await r.connect();

@@ -3,6 +3,7 @@ import { lotStatistics, type LotPart } from '../../src/quality/lot-statistics.js
 
 const t0 = Date.UTC(2026, 10, 22, 6, 0, 0);
 const part = (minute: number, verdict: LotPart['verdict'], failing: string[] = []): LotPart => ({
+  partNumber: 'PN-1',
   receivedAt: new Date(t0 + minute * 60_000),
   verdict,
   characteristics: [{ name: 'surface', result: failing.includes('surface') ? 'fail' : 'pass' }, { name: 'scratch', result: failing.includes('scratch') ? 'review' : 'pass' }],

@@ -14,11 +14,6 @@ import { CharacteristicBar } from './CharacteristicBar';
 import { ImageViewer } from './ImageViewer';
 import { DECISION_LABEL, SignatureDialog } from './SignatureDialog';
 
-/** The server says whether a part waits for a person (REVIEW, or FAIL under a plan that asks for confirmation). */
-export function awaitsDisposition(doc: Inspection): boolean {
-  return doc.awaitingReview;
-}
-
 const ADVANCE_AFTER_MS = 1500;
 
 export function InspectionView(props: { id: string }) {
@@ -39,7 +34,8 @@ export function InspectionView(props: { id: string }) {
 
   useEffect(() => () => clearTimeout(advanceTimer.current), []);
 
-  const canDispose = doc ? awaitsDisposition(doc) : false;
+  // The server says whether the part waits for a person (REVIEW, or FAIL under a plan asking for confirmation).
+  const canDispose = doc?.awaitingReview ?? false;
 
   async function step(dir: 1 | -1) {
     setNavError(null);

@@ -1,0 +1,26 @@
+import type { Request, RequestHandler, Response } from 'express';
+import { rateLimit } from 'express-rate-limit';
+import { HttpError } from './errors.js';
+
+interface Limit {
+  windowSeconds: number;
+  limit: number;
+  key: (req: Request) => string;
+  /** The 429's message. */
+  message: string;
+  /** Count only the requests that failed this way (guessing); without it every request counts. */
+  failed?: (res: Response) => boolean;
+}
+
+/** A rate limit answering 429 with the contract's error body and `Retry-After`. */
+export function limitRate(o: Limit): RequestHandler {
+  return rateLimit({
+    windowMs: o.windowSeconds * 1000,
+    limit: o.limit,
+    keyGenerator: o.key,
+    ...(o.failed ? { skipSuccessfulRequests: true, requestWasSuccessful: (_req: Request, res: Response) => !o.failed!(res) } : {}),
+    handler: () => { throw new HttpError(429, 'rate_limited', o.message, { 'Retry-After': String(o.windowSeconds) }); },
+    standardHeaders: 'draft-7',
+    legacyHeaders: false,
+  });
+}
