@@ -1,4 +1,4 @@
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -19,6 +19,8 @@ const fixtureDir = path.join(packageRoot, 'fixtures', 'images', 'machined-surfac
 /** A demo lot of fixture images, posted as a camera would, with the MES's view of the result printed. */
 export async function runDemo(imageCount: number): Promise<void> {
   const tempDir = await mkdtemp(path.join(os.tmpdir(), 'visq-demo-'));
+  // As root, the embedded PostgreSQL runs as another account: let it keep its cluster in here.
+  await chmod(tempDir, 0o711);
   const env = { ...process.env };
   // A demo never collides with services already running: its own data, free ports.
   env.VISQ_DATA_DIR ??= tempDir;

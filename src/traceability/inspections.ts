@@ -148,11 +148,13 @@ export async function recordDecision(
   topicPrefix: string,
 ): Promise<{ recorded: boolean; document: InspectionDocument }> {
   const decidedAt = new Date();
+  const awaitingReview = needsReview(decision.verdict, work.plan);
   const document: InspectionDocument = {
     ...work.document,
     status: 'done',
     verdict: decision.verdict,
     modelVerdict: decision.verdict,
+    awaitingReview,
     reason: decision.reason,
     decidedAt: decidedAt.toISOString(),
     characteristics: decision.characteristics,
@@ -173,7 +175,7 @@ export async function recordDecision(
      -- Wakes the relay at once instead of at its next poll.
      SELECT pg_notify('visq_outbox', '') FROM message`,
     [work.document.id, decision.verdict, decision.reason, JSON.stringify(decision.characteristics), JSON.stringify(models), decidedAt,
-      needsReview(decision.verdict, work.plan),
+      awaitingReview,
       overlays.map((o) => o.view), overlays.map((o) => o.model), overlays.map((o) => o.kind), overlays.map((o) => o.sha256),
       messageId, document.stationId, verdictTopic(topicPrefix, document), JSON.stringify(verdictMessage(document, messageId, null))],
   );

@@ -1,5 +1,7 @@
 import { createHash } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { assertApiResponse, assertVerdictMessage } from '../support/contract.js';
 import { until } from '../support/services.js';
@@ -247,6 +249,45 @@ describe('quality plans and review', () => {
     const lot = await getJson(`${api.baseUrl}/v1/lots/LOT-R`, reviewer);
     expect(lot.body.counts).toEqual({ PASS: 0, FAIL: 1, REVIEW: 0, pending: 0 });
     expect(lot.body.inspections[0]).toMatchObject({ verdict: 'FAIL', final: true });
+  });
+
+  it('every verdict message says whether the part waits for a person, as the API and the review queue do', async () => {
+    // A plan naming a model this registry lacks can only come from another registry (here: a copy of
+    // the shipped model under another id, known to the command that stores the plan).
+    const otherModels = mkdtempSync(path.join(os.tmpdir(), 'visq-other-models-'));
+    cpSync(fixture('..', 'models', 'surface-anomaly'), path.join(otherModels, 'gone-model'), { recursive: true });
+    const manifest = JSON.parse(readFileSync(path.join(otherModels, 'gone-model', 'model.json'), 'utf8'));
+    writeFileSync(path.join(otherModels, 'gone-model', 'model.json'), JSON.stringify({ ...manifest, id: 'gone-model' }));
+    const score = (c: Record<string, unknown>) => ({ name: 'surface_anomaly', model: 'surface-anomaly', measure: 'anomaly_score', ...c });
+    const cases = [
+      { partNumber: 'PN-A1', plan: { characteristics: [score({ usl: 2 })] }, verdict: 'PASS', awaiting: false },
+      { partNumber: 'PN-A2', plan: { characteristics: [score({ usl: -1 })] }, verdict: 'FAIL', awaiting: false },
+      { partNumber: 'PN-A3', plan: { confirmFail: true, characteristics: [score({ usl: -1 })] }, verdict: 'FAIL', awaiting: true },
+      { partNumber: 'PN-A4', plan: { characteristics: [score({ usl: 2, guardBand: 2 })] }, verdict: 'REVIEW', awaiting: true },
+      { partNumber: 'PN-A5', plan: { characteristics: [score({ model: 'gone-model', usl: 2 })] }, verdict: 'REVIEW', awaiting: true, models: otherModels },
+    ];
+    try {
+      for (const c of cases) {
+        const file = path.join(otherModels, `${c.partNumber}.json`);
+        writeFileSync(file, JSON.stringify({ partNumber: c.partNumber, ...c.plan }));
+        expect((await cli(['plan', 'apply', file], { ...env, ...(c.models ? { VISQ_MODELS_DIR: c.models } : {}) })).code).toBe(0);
+        const res = await postImage(api.baseUrl, apiKey, [{ bytes: good[2]! }], { serial: `SN-${c.partNumber}`, partNumber: c.partNumber, lotId: 'LOT-AW' });
+        const message = await verdictFor(res.body.id);
+        const doc = (await getJson(`${api.baseUrl}/v1/inspections/${res.body.id}`, reviewer)).body;
+        const queued = (await getJson(`${api.baseUrl}/v1/review?partNumber=${c.partNumber}`, reviewer)).body.inspections.map((i: any) => i.id);
+        expect({ partNumber: c.partNumber, verdict: message.verdict, message: message.awaitingReview, api: doc.awaitingReview, inReviewQueue: queued.includes(res.body.id) })
+          .toEqual({ partNumber: c.partNumber, verdict: c.verdict, message: c.awaiting, api: c.awaiting, inReviewQueue: c.awaiting });
+        if (c.awaiting) {
+          const disposed = await fetch(`${api.baseUrl}/v1/inspections/${res.body.id}/disposition`, {
+            method: 'POST', headers: { authorization: `Bearer ${reviewer}`, 'content-type': 'application/json' }, body: JSON.stringify({ decision: 'accept', reason: 'checked by hand' }),
+          });
+          expect(disposed.status).toBe(200);
+          expect(await verdictFor(res.body.id, true)).toMatchObject({ final: true, awaitingReview: false });
+        }
+      }
+    } finally {
+      rmSync(otherModels, { recursive: true, force: true });
+    }
   });
 
   it('a decided inspection cannot be changed in the database', async () => {

