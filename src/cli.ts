@@ -15,7 +15,26 @@ import { openDatabase, openQueueBackend, openRegistry, resolveDatabaseUrl, resol
 import { storePlanVersion } from './traceability/quality-plans.js';
 import { AlreadyExistsError, NotFoundError, addStation, addUser, setPassword } from './traceability/stations-and-users.js';
 import { verifyAuditTrail } from './traceability/audit-verification.js';
+import { aliveSeconds, runningWorkers } from './traceability/processes.js';
+import { listFew } from './text.js';
+import type { QualityPlan } from './quality/quality-plan.js';
 import { hashPassword, passwordProblem } from './access/passwords.js';
+
+/**
+ * A stored plan that no running worker can evaluate decides every part REVIEW: say so when it is
+ * stored, not when parts pile up in review.
+ */
+function planWarnings(plan: QualityPlan, workers: Awaited<ReturnType<typeof runningWorkers>>): string[] {
+  const named = [...new Set(plan.characteristics.map((c) => c.model))];
+  if (workers.length === 0) return [`no visq worker is running now (none seen in the last ${aliveSeconds} s); inspections of ${plan.partNumber} wait until one starts`];
+  return named.flatMap((id) => {
+    const having = workers.filter((w) => w.models.some((m) => m.id === id));
+    if (having.length === 0) {
+      return [`model "${id}" is not loaded by any running worker (${workers.length} running; they have ${listFew([...new Set(workers.flatMap((w) => w.models.map((m) => m.id)))])}): inspections of ${plan.partNumber} are decided REVIEW until workers with it are started`];
+    }
+    return having.length < workers.length ? [`model "${id}" is loaded by ${having.length} of ${workers.length} running workers: parts that reach the others are decided REVIEW`] : [];
+  });
+}
 
 /** Who the audit trail names for changes made at the command line. */
 function cliActor(): string {
@@ -176,7 +195,11 @@ plan.command('apply <file>').description('validate a quality plan (JSON) and sto
     const config = loadConfig();
     const checked = validateQualityPlan(doc, measureCatalog(await loadRegistry(config.modelsDir)));
     if (!checked.ok) throw new InputError(`invalid quality plan ${file}:\n  ${checked.problems.join('\n  ')}`);
-    const stored = await withDatabase((_rt, db) => storePlanVersion(db, checked.plan, cliActor(), opts.reason ?? null));
+    const { stored, workers } = await withDatabase(async (_rt, db) => ({
+      stored: await storePlanVersion(db, checked.plan, cliActor(), opts.reason ?? null),
+      workers: await runningWorkers(db),
+    }));
+    for (const warning of planWarnings(checked.plan, workers)) process.stderr.write(`visq: warning: ${warning}\n`);
     process.stdout.write(`${JSON.stringify({ partNumber: stored.partNumber, operation: stored.operation, version: stored.version })}\n`);
   });
 
@@ -201,6 +224,12 @@ audit.command('verify').description('check the audit trail\'s hash chain; exit 1
   });
 
 registerModelCommands(program);
+
+// A reader that goes away (`visq model check … | head`) ends the output, not the process with a stack trace.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+  throw err;
+});
 
 try {
   await program.parseAsync(process.argv);

@@ -18,7 +18,10 @@ import { createInspectionQueue, createInspectionWorker, enqueueInspection, queue
 import { createInspectionProcessor } from './queue/process-inspection.js';
 import { Reconciler } from './queue/reconciler.js';
 import { createDatabase, migrate, type Database } from './traceability/database.js';
+import { announceProcess } from './traceability/processes.js';
 import { ReviewChanges } from './traceability/review-changes.js';
+
+const loadedModels = (registry: ModelRegistry) => [...registry.values()].map(({ manifest: m }) => ({ id: m.id, version: m.version, sha256: m.sha256 }));
 
 /** Something that can be stopped at shutdown, in reverse order of starting. */
 type Stoppable = () => Promise<void>;
@@ -203,6 +206,7 @@ export async function runApi(rt: Runtime, db: Database, backend: QueueBackend, r
     await closed;
   });
   const port = (server.address() as AddressInfo).port;
+  rt.onStop(await announceProcess(db, 'api', loadedModels(registry), (err) => log.warn({ err: err.message }, 'cannot refresh this process in the processes table')));
   log.info({ port, queue: backend.kind }, 'HTTP API listening');
   return { port };
 }
@@ -212,6 +216,8 @@ export async function runWorker(rt: Runtime, db: Database, backend: QueueBackend
   const { config, log, metrics } = rt;
   const threads = config.inferenceThreads ?? os.availableParallelism();
   const pool = new InferencePool(registry, config.imageDir, config.preparedDir, config.limits.imagePixels, threads);
+  // The first part after a start must not pay for loading and setting up the sessions.
+  await pool.warmUp();
   const processor = createInspectionProcessor({ db, pool, registry, metrics, log, topicPrefix: config.topicPrefix });
   const worker = createInspectionWorker(backend, processor, config.workerConcurrency ?? threads * 2, jobPolicy(config));
   worker.on('error', (err) => log.warn({ err: err.message }, 'queue worker error'));
@@ -220,6 +226,7 @@ export async function runWorker(rt: Runtime, db: Database, backend: QueueBackend
   const reconciler = new Reconciler(db, queue, config.topicPrefix, log, config.reconcileAfterSeconds);
   reconciler.start(Math.min(15_000, config.reconcileAfterSeconds * 500));
   void worker.run();
+  rt.onStop(await announceProcess(db, 'worker', loadedModels(registry), (err) => log.warn({ err: err.message }, 'cannot refresh this process in the processes table')));
   log.info({ threads, concurrency: worker.opts.concurrency, queue: backend.kind }, 'inspection worker running');
   // Closing waits for the jobs in hand to finish, so none is left stalled by a clean shutdown.
   rt.onStop(async () => {

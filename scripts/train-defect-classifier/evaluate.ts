@@ -17,7 +17,7 @@ import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { cpus } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { classificationManifestSchema, taskMeasures, type ClassificationManifest } from '../../src/inference/manifest.js';
+import { classificationManifestSchema, type ClassificationManifest } from '../../src/inference/tasks/classification.js';
 import { loadModelFolder } from '../../src/inference/model-registry.js';
 import {
   generatorCommand, heldOutMetrics, listSet, median, openSession, readConfig, repositoryRoot, round, roundedMetrics, runClassifier,
@@ -68,7 +68,6 @@ async function main(): Promise<void> {
     task: 'classification',
     file: 'model.onnx',
     sha256: createHash('sha256').update(onnx).digest('hex'),
-    measures: taskMeasures({ task: 'classification', labels: config.labels }),
     input: {
       name: 'input',
       width: config.inputSize,

@@ -220,7 +220,7 @@ async function acceptUpload(deps: InspectionRoutesDeps, station: { stationId: st
   for (const c of checked) {
     const sha256 = await deps.images.put(c.bytes);
     for (const [key, raw] of c.prepared) await deps.prepared.put(sha256, key, raw);
-    images.push({ sha256, mediaType: c.mediaType, width: c.width, height: c.height });
+    images.push({ sha256, mediaType: c.mediaType, width: c.width, height: c.height, exifOrientation: c.exifOrientation });
   }
   const recorded = await recordInspection(deps.db, {
     id: randomUUID(),

@@ -1,6 +1,6 @@
 import sharp, { type Metadata } from 'sharp';
 import type { ModelInput } from '../inference/manifest.js';
-import { pixelsKey, preparePixels } from '../inference/preprocess.js';
+import { decodeOptions, pixelsKey, preparePixels, UnusableImageError } from '../inference/preprocess.js';
 
 /** Formats a camera may send (CONTRACT.md), by what the decoder finds, not by what the header claims. */
 const supported = new Map([
@@ -11,7 +11,8 @@ const supported = new Map([
 ]);
 
 export type ImageCheck =
-  | { ok: true; mediaType: string; width: number; height: number; prepared: Map<string, Buffer> }
+  /** `width` and `height` upright: after the EXIF orientation (`exifOrientation`, null when none) is applied. */
+  | { ok: true; mediaType: string; width: number; height: number; exifOrientation: number | null; prepared: Map<string, Buffer> }
   | { ok: false; status: 413 | 415; code: string; message: string };
 
 /**
@@ -29,7 +30,8 @@ export async function checkImage(bytes: Buffer, maxPixels: number, inputs: reado
   }
   const mediaType = meta.format ? supported.get(meta.format) : undefined;
   if (!mediaType) return { ok: false, status: 415, code: 'unsupported_image', message: `unsupported image format "${meta.format}" (expected JPEG, PNG, TIFF or WebP)` };
-  const { width, height } = meta;
+  const width = meta.autoOrient?.width ?? meta.width;
+  const height = meta.autoOrient?.height ?? meta.height;
   if (!width || !height) return { ok: false, status: 415, code: 'unsupported_image', message: 'the image has no dimensions' };
   if (width * height > maxPixels) {
     return { ok: false, status: 413, code: 'image_too_large', message: `the image is ${width}×${height} = ${width * height} pixels; the limit is ${maxPixels}` };
@@ -43,13 +45,15 @@ export async function checkImage(bytes: Buffer, maxPixels: number, inputs: reado
     if (prepared.size === 0) {
       // Reading every pixel into a tiny thumbnail finds truncation and corruption without holding the
       // whole decoded image in memory (shrink-on-load off, so nothing is skipped).
-      await sharp(bytes, { limitInputPixels: maxPixels, failOn: 'truncated', sequentialRead: true })
+      await sharp(bytes, { ...decodeOptions(maxPixels), sequentialRead: true })
         .resize(8, 8, { fit: 'fill', fastShrinkOnLoad: false })
         .raw()
         .toBuffer();
     }
   } catch (err) {
+    if (err instanceof UnusableImageError) return { ok: false, status: 415, code: 'unsuitable_image', message: err.message };
     return { ok: false, status: 415, code: 'corrupt_image', message: `the ${meta.format} image cannot be decoded: ${(err as Error).message}` };
   }
-  return { ok: true, mediaType, width, height, prepared };
+  const exifOrientation = meta.orientation && meta.orientation >= 1 && meta.orientation <= 8 ? meta.orientation : null;
+  return { ok: true, mediaType, width, height, exifOrientation, prepared };
 }

@@ -27,6 +27,12 @@ export class InferencePool {
     return this.piscina.options.maxThreads;
   }
 
+  /** Resolves when every thread has loaded its sessions and run each model once. */
+  async warmUp(): Promise<void> {
+    // A thread takes one task at a time, so as many tasks as threads reach every thread.
+    await Promise.all(Array.from({ length: this.threads }, () => this.piscina.run(null, { name: 'warmUp' })));
+  }
+
   run(task: InferenceTask): Promise<InferenceResult> {
     return this.piscina.run(task);
   }

@@ -1,15 +1,18 @@
 /**
  * Runs in a worker thread (piscina): onnxruntime-node's session.run blocks its thread, so it must
- * never run on the event loop that serves HTTP and the queue. Sessions load once per thread.
+ * never run on the event loop that serves HTTP and the queue. Sessions load once per thread, and
+ * each is run once on a generated image before the thread takes work, so the first part after a
+ * start does not pay for the session's set-up.
  */
 import { workerData } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
 import sharp from 'sharp';
 import { FilesystemImageStore } from '../images/image-store.js';
 import { PreparedInputs } from '../images/prepared-inputs.js';
-import type { Manifest } from './manifest.js';
-import { geometryFor, pixelCount, pixelsKey, pixelsToTensor, preparePixels, type PreparedPixels } from './preprocess.js';
-import { taskOutput, type TaskOverlay } from './tasks/index.js';
+import { dryRun, outOfRange } from './dry-run.js';
+import { measureSpecs, taskOf, type Manifest } from './manifest.js';
+import { geometryFor, pixelCount, pixelsKey, pixelsToTensor, preparePixels, UnusableImageError, type PreparedPixels } from './preprocess.js';
+import type { TaskOverlay } from './tasks/types.js';
 
 export interface InferenceThreadData {
   imageDir: string;
@@ -25,6 +28,8 @@ export type InferenceResult =
       ok: true;
       /** Per image: model id → measure → value. */
       views: Record<string, Record<string, number>>[];
+      /** Per image: model id → measure → why its value cannot be trusted (outside what the model promises). */
+      problems: Record<string, Record<string, string>>[];
       overlays: { view: number; model: string; kind: string; sha256: string }[];
       preprocessMs: number;
       inferenceMs: number;
@@ -38,18 +43,21 @@ sharp.concurrency(1);
 sharp.cache(false);
 const store = new FilesystemImageStore(data.imageDir);
 const preparedInputs = new PreparedInputs(data.preparedDir);
-const models = new Map(data.models.map((m) => [m.manifest.id, m]));
-const sessions = new Map<string, Promise<ort.InferenceSession>>();
+const models = new Map(data.models.map((m) => [m.manifest.id, { ...m, specs: measureSpecs(m.manifest) }]));
+
+// One inference thread per core: more intra-op threads would only contend with the other inference threads.
+const sessionOptions: ort.InferenceSession.SessionOptions = { intraOpNumThreads: 1, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: 'all' };
+const sessions = new Map(data.models.map((m) => [m.manifest.id, ort.InferenceSession.create(m.onnxPath, sessionOptions)]));
+const warmedUp = Promise.all(data.models.map(async (m) => dryRun(await sessions.get(m.manifest.id)!, m.manifest)));
+
+/** Resolves when this thread's sessions are loaded and have run once (InferencePool.warmUp). */
+export async function warmUp(): Promise<void> {
+  await warmedUp;
+}
 
 function sessionFor(id: string): Promise<ort.InferenceSession> {
-  let s = sessions.get(id);
-  if (!s) {
-    const m = models.get(id);
-    if (!m) throw new Error(`model "${id}" is not in this worker's registry`);
-    // One inference thread per core: more intra-op threads would only contend with the other inference threads.
-    s = ort.InferenceSession.create(m.onnxPath, { intraOpNumThreads: 1, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: 'all' });
-    sessions.set(id, s);
-  }
+  const s = sessions.get(id);
+  if (!s) throw new Error(`model "${id}" is not in this worker's registry`);
   return s;
 }
 
@@ -64,9 +72,6 @@ async function overlayBytes(o: TaskOverlay): Promise<Buffer> {
     .toColourspace('b-w').png({ compressionLevel: 2 }).toBuffer();
 }
 
-/** An image that does not decode: retrying will not help. */
-class UnusableImageError extends Error {}
-
 /** The model's input pixels: as the API prepared them when it checked the upload, else decoded here. */
 async function pixelsFor(image: InferenceTask['images'][number], input: Manifest['input'], original: () => Promise<Buffer>): Promise<PreparedPixels> {
   const raw = await preparedInputs.get(image.sha256, pixelsKey(input), pixelCount(input));
@@ -75,12 +80,14 @@ async function pixelsFor(image: InferenceTask['images'][number], input: Manifest
   try {
     return await preparePixels(bytes, input, data.maxPixels);
   } catch (err) {
-    throw new UnusableImageError((err as Error).message);
+    throw err instanceof UnusableImageError ? err : new UnusableImageError((err as Error).message);
   }
 }
 
 export default async function infer(task: InferenceTask): Promise<InferenceResult> {
+  await warmedUp;
   const views: Record<string, Record<string, number>>[] = [];
+  const problems: Record<string, Record<string, string>>[] = [];
   const overlays: { view: number; model: string; kind: string; sha256: string }[] = [];
   let preprocessMs = 0;
   let inferenceMs = 0;
@@ -88,6 +95,7 @@ export default async function infer(task: InferenceTask): Promise<InferenceResul
     let bytes: Promise<Buffer> | null = null;
     const original = () => (bytes ??= store.get(image.sha256));
     const measures: Record<string, Record<string, number>> = {};
+    const flagged: Record<string, Record<string, string>> = {};
     for (const id of task.models) {
       const model = models.get(id);
       if (!model) throw new Error(`model "${id}" is not in this worker's registry`);
@@ -106,13 +114,18 @@ export default async function infer(task: InferenceTask): Promise<InferenceResul
       const t2 = performance.now();
       preprocessMs += t1 - t0;
       inferenceMs += t2 - t1;
-      const out = taskOutput(model.manifest, outputs, pixels.geometry);
+      const out = taskOf(model.manifest).run(model.manifest, outputs, pixels.geometry);
       measures[id] = Object.fromEntries(out.measures);
+      for (const spec of model.specs) {
+        const problem = outOfRange(spec, out.measures.get(spec.name) ?? NaN);
+        if (problem) (flagged[id] ??= {})[spec.name] = `${problem}: check the manifest's outputs and score settings`;
+      }
       for (const o of out.overlays) {
         overlays.push({ view, model: id, kind: o.kind, sha256: await store.put(await overlayBytes(o)) });
       }
     }
     views.push(measures);
+    problems.push(flagged);
   }
-  return { ok: true, views, overlays, preprocessMs, inferenceMs };
+  return { ok: true, views, problems, overlays, preprocessMs, inferenceMs };
 }

@@ -2,8 +2,10 @@ import { createHash } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { manifestSchema, type Manifest } from './manifest.js';
-import { describeIssues } from '../validation-issues.js';
+import { dryRun, type DryRun } from './dry-run.js';
+import { channelCount } from './preprocess.js';
+import { parseManifest, taskOf, type Manifest } from './manifest.js';
+import { plural, shapeText } from './tasks/types.js';
 
 /** A model folder that cannot be used; the message says which folder and what is wrong. */
 export class ModelLoadError extends Error {}
@@ -12,11 +14,16 @@ export interface RegisteredModel {
   manifest: Manifest;
   dir: string;
   onnxPath: string;
+  /** The run on a generated image that proved the task can read the model's outputs. */
+  dryRun: DryRun;
 }
 
 export type ModelRegistry = ReadonlyMap<string, RegisteredModel>;
 
-/** Reads and checks one model folder: manifest schema, file hash, and the graph's inputs and outputs. */
+/**
+ * Reads and checks one model folder: manifest schema, file hash, the graph's input and outputs, and
+ * one run on a generated image (output shapes the graph leaves open are only known from a run).
+ */
 export async function loadModelFolder(dir: string): Promise<RegisteredModel> {
   const where = `model folder ${dir}`;
   let raw: unknown;
@@ -25,11 +32,9 @@ export async function loadModelFolder(dir: string): Promise<RegisteredModel> {
   } catch (err) {
     throw new ModelLoadError(`${where}: cannot read model.json: ${(err as Error).message}`);
   }
-  const parsed = manifestSchema.safeParse(raw);
-  if (!parsed.success) {
-    throw new ModelLoadError(`${where}: invalid model.json: ${describeIssues(parsed.error).join('; ')}`);
-  }
-  const manifest = parsed.data;
+  const parsed = parseManifest(raw);
+  if (!parsed.ok) throw new ModelLoadError(`${where}: invalid model.json: ${parsed.problems.join('; ')}`);
+  const manifest = parsed.manifest;
   const onnxPath = path.join(dir, manifest.file);
   let bytes: Buffer;
   try {
@@ -49,35 +54,33 @@ export async function loadModelFolder(dir: string): Promise<RegisteredModel> {
   }
   try {
     checkGraph(manifest, session, where);
+    const run = await dryRun(session, manifest).catch((err: Error) => { throw new ModelLoadError(`${where}: ${err.message}`); });
+    return { manifest, dir, onnxPath, dryRun: run };
   } finally {
     await session.release();
   }
-  return { manifest, dir, onnxPath };
 }
 
 type Shape = readonly (number | string)[];
-const shapeText = (shape: Shape) => `[${shape.join(', ')}]`;
-const plural = (n: number, word: string) => `${n} ${n === 1 ? word : word.endsWith('s') ? `${word}es` : `${word}s`}`;
 
 /**
- * Checks the manifest against the graph: input name, rank, size and channels; every output the
- * manifest names; and, where the graph states them, each output's rank and its class dimension
- * against `labels`. Symbolic dimensions (and outputs whose shape the graph leaves open) pass here;
- * a task meeting a different shape at run time fails that inspection with the reason.
+ * Checks the manifest against the graph: input name, type, rank, size and channels; every output
+ * the manifest names; and, where the graph states them, each output's shape as its task reads it.
+ * Symbolic dimensions pass here; the dry run checks what the model really returns.
  */
 export function checkGraph(manifest: Manifest, session: Pick<ort.InferenceSession, 'inputMetadata' | 'outputMetadata' | 'inputNames' | 'outputNames'>, where: string): void {
   const input = session.inputMetadata.find((m) => m.name === manifest.input.name);
   if (!input) throw new ModelLoadError(`${where}: the graph has no input "${manifest.input.name}" (it has ${session.inputNames.join(', ')})`);
   if (input.isTensor) {
     const { layout, width, height } = manifest.input;
-    const channels = manifest.input.channels === 'GRAY' ? 1 : 3;
+    const channels = channelCount(manifest.input);
     const expected = layout === 'NCHW' ? [null, channels, height, width] : [null, height, width, channels];
     const described = `[N, ${expected.slice(1).join(', ')}] (${layout})`;
     if (input.shape.length !== 4) throw new ModelLoadError(`${where}: input "${input.name}" has ${input.shape.length} dimensions, expected 4 (${layout})`);
-    const channelAxis = layout === 'NCHW' ? 1 : 3;
-    const graphChannels = input.shape[channelAxis];
+    const graphChannels = input.shape[layout === 'NCHW' ? 1 : 3];
     if (typeof graphChannels === 'number' && graphChannels !== channels) {
-      throw new ModelLoadError(`${where}: input "${input.name}" has shape ${shapeText(input.shape)}, but model.json describes ${described}: ${plural(graphChannels, 'channel')} in the graph, ${channels} for ${manifest.input.channels}`);
+      const hint = graphChannels === 4 ? '; a 4-channel model takes "channels": "RGBA"' : graphChannels === 1 ? '; a 1-channel model takes "channels": "GRAY"' : '';
+      throw new ModelLoadError(`${where}: input "${input.name}" has shape ${shapeText(input.shape)}, but model.json describes ${described}: ${plural(graphChannels, 'channel')} in the graph, ${channels} for ${manifest.input.channels}${hint}`);
     }
     input.shape.forEach((d, i) => {
       const want = expected[i];
@@ -87,75 +90,15 @@ export function checkGraph(manifest: Manifest, session: Pick<ort.InferenceSessio
     });
     if (input.type !== 'float32') throw new ModelLoadError(`${where}: input "${input.name}" is ${input.type}, but visq feeds float32 tensors`);
   }
-  const outputNames = outputsOf(manifest);
-  for (const name of outputNames) {
+  const task = taskOf(manifest);
+  for (const name of task.outputNames(manifest)) {
     if (!session.outputNames.includes(name)) {
       throw new ModelLoadError(`${where}: the graph has no output "${name}" (it has ${session.outputNames.join(', ')})`);
     }
-  }
-  const shapeOf = (name: string): Shape | null => {
-    const m = session.outputMetadata.find((o) => o.name === name);
-    return m && m.isTensor && m.shape.length > 0 ? m.shape : null;
-  };
-  const labels = 'labels' in manifest ? manifest.labels : [];
-  const labelList = `${plural(labels.length, 'label')} (${labels.join(', ')})`;
-  switch (manifest.task) {
-    case 'anomaly':
-      return;
-    case 'classification': {
-      const name = manifest.outputs.scores;
-      const shape = shapeOf(name);
-      if (!shape) return;
-      if (shape.length !== 2) throw new ModelLoadError(`${where}: output "${name}" has shape ${shapeText(shape)} (${shape.length} dimensions), but class scores are [N, classes] (2 dimensions)`);
-      const c = shape[1];
-      if (typeof c === 'number' && c !== labels.length) throw new ModelLoadError(`${where}: output "${name}" has shape ${shapeText(shape)}: ${plural(c, 'class')} in the graph, but model.json has ${labelList}`);
-      return;
-    }
-    case 'detection': {
-      const name = manifest.outputs.predictions;
-      const shape = shapeOf(name);
-      if (!shape) return;
-      if (shape.length !== 3) throw new ModelLoadError(`${where}: output "${name}" has shape ${shapeText(shape)} (${shape.length} dimensions), but YOLO predictions are [1, 4 + classes, anchors] (3 dimensions)`);
-      const rows = shape[1];
-      if (typeof rows === 'number' && rows !== 4 + labels.length) {
-        throw new ModelLoadError(`${where}: output "${name}" has shape ${shapeText(shape)}: 4 box values + ${plural(rows - 4, 'class')} in the graph, but model.json has ${labelList}`);
-      }
-      return;
-    }
-    case 'segmentation': {
-      const name = manifest.outputs.mask;
-      const shape = shapeOf(name);
-      if (!shape) return;
-      const layout = manifest.outputs.layout;
-      if (layout === 'scores') {
-        if (shape.length !== 4) throw new ModelLoadError(`${where}: output "${name}" has shape ${shapeText(shape)} (${shape.length} dimensions), but "scores" masks are [N, classes, H, W] (4 dimensions)`);
-        const c = shape[1];
-        if (typeof c === 'number' && c !== labels.length) throw new ModelLoadError(`${where}: output "${name}" has shape ${shapeText(shape)}: ${plural(c, 'class')} in the graph, but model.json has ${labelList}`);
-        return;
-      }
-      if (shape.length !== 3 && shape.length !== 4) {
-        throw new ModelLoadError(`${where}: output "${name}" has shape ${shapeText(shape)} (${shape.length} dimensions), but "${layout}" masks are [N, H, W] or [N, 1, H, W]`);
-      }
-      const c = shape[1];
-      if (shape.length === 4 && typeof c === 'number' && c !== 1) {
-        throw new ModelLoadError(`${where}: output "${name}" has shape ${shapeText(shape)}: ${plural(c, 'channel')}, but a "${layout}" mask has 1 ([N, 1, H, W])${layout === 'probability' ? '; per-class scores need outputs.layout "scores"' : ''}`);
-      }
-      return;
-    }
-  }
-}
-
-/** The output names a manifest relies on. */
-function outputsOf(manifest: Manifest): string[] {
-  switch (manifest.task) {
-    case 'anomaly':
-      return [manifest.outputs.score, manifest.outputs.map].filter((n): n is string => n !== undefined);
-    case 'classification':
-      return [manifest.outputs.scores];
-    case 'detection':
-      return [manifest.outputs.predictions];
-    case 'segmentation':
-      return [manifest.outputs.mask];
+    const meta = session.outputMetadata.find((o) => o.name === name);
+    const shape: Shape | null = meta && meta.isTensor && meta.shape.length > 0 ? meta.shape : null;
+    const problem = shape ? task.checkOutput(manifest, name, shape) : null;
+    if (problem) throw new ModelLoadError(`${where}: ${problem}`);
   }
 }
 

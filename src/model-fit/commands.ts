@@ -9,6 +9,8 @@ import { join, relative, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { InvalidArgumentError, type Command } from 'commander';
 import { InputError } from '../cli-errors.js';
+import { measureSpecs, type MeasureSpec } from '../inference/manifest.js';
+import { loadModelFolder, ModelLoadError, type RegisteredModel } from '../inference/model-registry.js';
 import { evaluateAnomalyModel, readManifest, type EvaluationResult } from './evaluate.js';
 import { DEFAULT_INPUT_SIZE, ModelFitError, fitAnomalyModel, type FitProgress } from './fit.js';
 import { MODEL_ID_PATTERN, defectTypeOf, findMasks, idFromFolder, isDirectory, listImages } from './image-folders.js';
@@ -226,9 +228,51 @@ async function evalCommand(options: EvalOptions): Promise<void> {
   process.stdout.write(`${out.join('\n')}\n`);
 }
 
-/** `visq model …` commands (fit, eval). */
+/**
+ * `visq model check <folder>`: what the registry will do with a folder at start (manifest, sha256,
+ * graph, one run on a generated image), and what a quality plan can use from it.
+ */
+async function checkCommand(folder: string, options: { json?: boolean }): Promise<void> {
+  if (!(await isDirectory(folder))) throw new InputError(`${folder}: not a directory`);
+  let model: RegisteredModel;
+  try {
+    model = await loadModelFolder(folder);
+  } catch (error) {
+    if (error instanceof ModelLoadError) throw new InputError(error.message);
+    throw error;
+  }
+  const { manifest: m, dryRun } = model;
+  const specs = measureSpecs(m);
+  if (options.json) {
+    process.stdout.write(`${JSON.stringify({ ok: true, folder, id: m.id, version: m.version, task: m.task, sha256: m.sha256, input: m.input, dryRun, measures: specs })}\n`);
+    return;
+  }
+  const i = m.input;
+  const resize = i.resize === 'center-crop' ? `center-crop (shorter side ${i.shorterSide})` : i.resize;
+  const range = (s: MeasureSpec) => (s.max === null ? `≥ ${s.min}` : s.integer ? `${s.min} … ${s.max} (whole numbers)` : `${s.min} … ${s.max}`);
+  const nameWidth = Math.max(...specs.map((s) => s.name.length));
+  const rangeWidth = Math.max(...specs.map((s) => range(s).length));
+  const out = [
+    `${folder}: usable — ${m.id} ${m.version}, task ${m.task}`,
+    `  input    "${i.name}" ${i.width}×${i.height} ${i.channels} ${i.layout}, ${resize}, ${i.interpolation} resampling, ${i.normalization ? `mean ${JSON.stringify(i.normalization.mean)} std ${JSON.stringify(i.normalization.std)}` : 'no mean/std (0..1)'}`,
+    `  outputs  ${Object.entries(dryRun.outputs).map(([name, shape]) => `"${name}" [${shape.join(', ')}]`).join(', ')}`,
+    `  a run on a generated mid-grey image took ${dryRun.ms.toFixed(1)} ms (first run of a session)`,
+    ...dryRun.warnings.map((w) => `  warning: ${w}`),
+    '',
+    `measures a quality plan can use (${specs.length}):`,
+    ...specs.map((s) => `  ${s.name.padEnd(nameWidth)}  ${range(s).padEnd(rangeWidth)}  ${s.meaning}`),
+  ];
+  process.stdout.write(`${out.join('\n')}\n`);
+}
+
+/** `visq model …` commands (check, fit, eval). */
 export function registerModelCommands(program: Command): void {
-  const model = program.command('model').description('fit and evaluate anomaly models for the registry (Node, CPU)');
+  const model = program.command('model').description('check model folders; fit and evaluate anomaly models for the registry (Node, CPU)');
+  model
+    .command('check <folder>')
+    .description('check a model folder as the registry will at start (manifest, sha256, graph, one run on a generated image) and list the measures a quality plan can use')
+    .option('--json', 'print JSON instead of text')
+    .action(checkCommand);
   model
     .command('fit')
     .description('fit an anomaly model from good images only; writes a registry folder (model.onnx + model.json) and prints a JSON summary')

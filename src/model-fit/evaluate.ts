@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { access, readFile, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { modelManifestSchema, type ModelManifest } from '../inference/manifest.js';
+import { anomalyManifestSchema, type AnomalyManifest } from '../inference/tasks/anomaly.js';
 import { auroc, f1Score } from './metrics.js';
 import { loadImageTensor, loadMaskLabels } from './preprocess.js';
 import { createSession, stackBatch, type SkippedImage } from './runtime.js';
@@ -62,13 +62,13 @@ async function findMask(masks: EvaluateAnomalyModelOptions['masks'], image: stri
   return null;
 }
 
-export async function readManifest(modelDir: string): Promise<ModelManifest> {
+export async function readManifest(modelDir: string): Promise<AnomalyManifest> {
   const path = join(modelDir, 'model.json');
-  return modelManifestSchema.parse(JSON.parse(await readFile(path, 'utf8')));
+  return anomalyManifestSchema.parse(JSON.parse(await readFile(path, 'utf8')));
 }
 
 /** anomalib's normalisation, for manifests that leave it to the runtime (raw-score exports). */
-function normalizeScore(raw: number, manifest: ModelManifest): number {
+function normalizeScore(raw: number, manifest: AnomalyManifest): number {
   const n = manifest.scoreNormalization;
   if (!n) return raw;
   return Math.min(1, Math.max(0, (raw - n.threshold) / (n.max - n.min) + 0.5));
@@ -184,9 +184,9 @@ export async function evaluateAnomalyModel(options: EvaluateAnomalyModelOptions)
  * Merges measured metrics into a model's card, re-validates the manifest and rewrites model.json.
  * The ONNX file is untouched, so its sha256 stays valid.
  */
-export async function recordMetrics(modelDir: string, metrics: Record<string, unknown>): Promise<ModelManifest> {
+export async function recordMetrics(modelDir: string, metrics: Record<string, unknown>): Promise<AnomalyManifest> {
   const manifest = await readManifest(modelDir);
-  const updated = modelManifestSchema.parse({ ...manifest, card: { ...manifest.card, metrics: { ...manifest.card.metrics, ...metrics } } });
+  const updated = anomalyManifestSchema.parse({ ...manifest, card: { ...manifest.card, metrics: { ...manifest.card.metrics, ...metrics } } });
   await writeFile(join(modelDir, 'model.json'), `${JSON.stringify(updated, null, 2)}\n`);
   return updated;
 }

@@ -1,7 +1,7 @@
 /**
  * Fits an anomaly model from good images only and writes a registry folder:
  *   <outDir>/model.onnx   anomalib layout: input → pred_score [N], anomaly_map [N,1,H,W], normalised
- *   <outDir>/model.json   manifest, valid under modelManifestSchema
+ *   <outDir>/model.json   manifest, valid under anomalyManifestSchema
  *
  * Every number in the model is either a fixed operator (see patch-model.ts) or fitted here:
  *   1. the PCA of each scale's patches over the good images (the descriptor extractor);
@@ -15,7 +15,7 @@
 import { createHash } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { modelManifestSchema, type ModelManifest } from '../inference/manifest.js';
+import { anomalyManifestSchema, type AnomalyManifest } from '../inference/tasks/anomaly.js';
 import { FEATURE_COUNT, buildFeatureModel, gaussianFactor, gridSizeFor, type LocationStatistics } from './anomaly-graph.js';
 import { DEFAULT_STATISTICS_OPTIONS, fitLocationStatistics, locationExplainedVariance } from './location-statistics.js';
 import { auroc, bestF1Threshold, f1Score, quantile } from './metrics.js';
@@ -103,7 +103,7 @@ export interface Calibration {
 }
 
 export interface FitAnomalyModelResult {
-  manifest: ModelManifest;
+  manifest: AnomalyManifest;
   modelPath: string;
   manifestPath: string;
   /** Files that could not be read or decoded, with why; they were left out. */
@@ -349,7 +349,7 @@ export async function fitAnomalyModel(options: FitAnomalyModelOptions): Promise<
   }
 
   const card = options.card ?? {};
-  const manifest = modelManifestSchema.parse({
+  const manifest = anomalyManifestSchema.parse({
     id: options.id,
     version: options.version,
     task: 'anomaly',

@@ -9,6 +9,8 @@ export type CharacteristicResult = 'pass' | 'review' | 'fail';
 
 /** Measured values of one image (view), keyed by model id then measure name. */
 export type ViewMeasures = ReadonlyMap<string, ReadonlyMap<string, number>>;
+/** Why a measured value cannot be trusted (its model broke what it promises), by model id then measure name. */
+export type ViewProblems = ReadonlyMap<string, ReadonlyMap<string, string>>;
 
 export interface EvaluatedCharacteristic {
   name: string;
@@ -50,7 +52,7 @@ function margin(value: number, lsl: number | null, usl: number | null): number {
   return Math.min(lsl === null ? Infinity : value - lsl, usl === null ? Infinity : usl - value);
 }
 
-export function evaluateCharacteristic(c: Characteristic, views: readonly ViewMeasures[]): EvaluatedCharacteristic {
+export function evaluateCharacteristic(c: Characteristic, views: readonly ViewMeasures[], untrusted: readonly ViewProblems[] = []): EvaluatedCharacteristic {
   const lsl = c.lsl ?? null;
   const usl = c.usl ?? null;
   const base = { name: c.name, model: c.model, measure: c.measure, severity: c.severity, lsl, usl, guardBand: c.guardBand };
@@ -61,6 +63,8 @@ export function evaluateCharacteristic(c: Characteristic, views: readonly ViewMe
     const value = measures.get(c.model)?.get(c.measure);
     if (value === undefined) return { ...base, value: null, result: 'review', view, problem: `model "${c.model}" gave no "${c.measure}" for image ${view}` };
     if (!Number.isFinite(value)) return { ...base, value: null, result: 'review', view, problem: `model "${c.model}" gave a non-finite "${c.measure}" (${value}) for image ${view}` };
+    const why = untrusted[view]?.get(c.model)?.get(c.measure);
+    if (why) return { ...base, value, result: 'review', view, problem: `model "${c.model}", image ${view}: ${why}` };
     const result = judgeValue(value, lsl, usl, c.guardBand);
     if (!worst || rank[result] > rank[worst.result] || (rank[result] === rank[worst.result] && margin(value, lsl, usl) < margin(worst.value, lsl, usl))) {
       worst = { value, result, view };
@@ -69,8 +73,8 @@ export function evaluateCharacteristic(c: Characteristic, views: readonly ViewMe
   return { ...base, value: worst!.value, result: worst!.result, view: worst!.view, problem: null };
 }
 
-export function decide(plan: QualityPlan, views: readonly ViewMeasures[]): Decision {
-  const characteristics = plan.characteristics.map((c) => evaluateCharacteristic(c, views));
+export function decide(plan: QualityPlan, views: readonly ViewMeasures[], untrusted: readonly ViewProblems[] = []): Decision {
+  const characteristics = plan.characteristics.map((c) => evaluateCharacteristic(c, views, untrusted));
   const problems = characteristics.filter((c) => c.problem).map((c) => `${c.name}: ${c.problem}`);
   const verdict: Verdict = characteristics.some((c) => c.result === 'fail')
     ? 'FAIL'

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { didYouMean, listFew } from '../text.js';
 import { describeIssues } from '../validation-issues.js';
 
 /** Quality-plan document (CONTRACT.md "Quality plan document"): data validated here, never code. */
@@ -57,14 +58,14 @@ export type PlanValidation = { ok: true; plan: QualityPlan } | { ok: false; prob
 export function validateQualityPlan(document: unknown, catalog: MeasureCatalog): PlanValidation {
   const parsed = qualityPlanSchema.safeParse(document);
   if (!parsed.success) {
-    return { ok: false, problems: describeIssues(parsed.error, '(plan)') };
+    return { ok: false, problems: describeIssues(parsed.error, '(plan)', qualityPlanSchema) };
   }
   const problems: string[] = [];
   parsed.data.characteristics.forEach((c, i) => {
     const measures = catalog.get(c.model);
-    if (!measures) problems.push(`characteristics.${i}.model: no model "${c.model}" in the registry`);
+    if (!measures) problems.push(`characteristics.${i}.model: no model "${c.model}" in the registry${didYouMean(c.model, catalog.keys())}`);
     else if (!measures.includes(c.measure)) {
-      problems.push(`characteristics.${i}.measure: model "${c.model}" yields ${measures.map((m) => `"${m}"`).join(', ')}, not "${c.measure}"`);
+      problems.push(`characteristics.${i}.measure: model "${c.model}" has no measure "${c.measure}"${didYouMean(c.measure, measures)}; it yields ${listFew(measures)}`);
     }
   });
   return problems.length ? { ok: false, problems } : { ok: true, plan: normalizePlan(parsed.data) };

@@ -1,6 +1,6 @@
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../ops/metrics.js';
-import { decide, undecidable, type Decision, type ViewMeasures } from '../quality/decision.js';
+import { decide, undecidable, type Decision, type ViewMeasures, type ViewProblems } from '../quality/decision.js';
 import type { QualityPlan } from '../quality/quality-plan.js';
 import type { Database } from '../traceability/database.js';
 import type { ModelUsed } from '../traceability/inspection-document.js';
@@ -69,8 +69,10 @@ async function evaluate(deps: ProcessorDeps, plan: QualityPlan, images: { sha256
   if (!result.ok) return { decision: undecidable(plan, result.reason), models, overlays: [] };
   deps.metrics.preprocessing.observe(result.preprocessMs / 1000);
   deps.metrics.inference.observe(result.inferenceMs / 1000);
-  const views: ViewMeasures[] = result.views.map((v) => new Map(Object.entries(v).map(([model, m]) => [model, new Map(Object.entries(m))])));
-  return { decision: decide(plan, views), models, overlays: result.overlays };
+  const nested = <T>(v: Record<string, Record<string, T>>) => new Map(Object.entries(v).map(([model, m]) => [model, new Map(Object.entries(m))]));
+  const views: ViewMeasures[] = result.views.map(nested);
+  const problems: ViewProblems[] = result.problems.map(nested);
+  return { decision: decide(plan, views, problems), models, overlays: result.overlays };
 }
 
 async function finish(deps: ProcessorDeps, log: Logger, work: InspectionWork, decision: Decision, models: ModelUsed[], overlays: Overlay[]): Promise<ProcessOutcome> {

@@ -23,7 +23,8 @@ export interface InspectionDocument {
   capturedAt: string;
   receivedAt: string;
   decidedAt: string | null;
-  images: { sha256: string; width: number; height: number; mediaType: string }[];
+  /** Upright sizes; `exifOrientation`: the EXIF orientation applied before anything else (null: none). */
+  images: { sha256: string; width: number; height: number; mediaType: string; exifOrientation: number | null }[];
   characteristics: EvaluatedCharacteristic[];
   models: ModelUsed[];
   plan: { partNumber: string; operation: string | null; version: number };

@@ -24,7 +24,7 @@ export interface NewInspection {
   capturedAt: Date;
   idempotencyKey: string | null;
   plan: { partNumber: string; operation: string; version: number };
-  images: { sha256: string; mediaType: string; width: number; height: number }[];
+  images: { sha256: string; mediaType: string; width: number; height: number; exifOrientation: number | null }[];
 }
 
 /**
@@ -41,13 +41,13 @@ export async function recordInspection(db: Database, ins: NewInspection): Promis
        VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15)
        ON CONFLICT (station_id, idempotency_key) DO NOTHING RETURNING id),
      img AS (
-       INSERT INTO inspection_images (inspection_id, view, sha256, media_type, width, height)
-       SELECT ins.id, v.view - 1, v.sha256, v.media_type, v.width, v.height
-       FROM ins, unnest($16::text[], $17::text[], $18::int[], $19::int[]) WITH ORDINALITY AS v(sha256, media_type, width, height, view))
+       INSERT INTO inspection_images (inspection_id, view, sha256, media_type, width, height, exif_orientation)
+       SELECT ins.id, v.view - 1, v.sha256, v.media_type, v.width, v.height, v.exif_orientation
+       FROM ins, unnest($16::text[], $17::text[], $18::int[], $19::int[], $20::smallint[]) WITH ORDINALITY AS v(sha256, media_type, width, height, exif_orientation, view))
      SELECT id FROM ins`,
     [ins.id, ins.stationId, ins.site, ins.line, ins.serial, ins.partNumber, ins.lotId, ins.workOrder, ins.operation,
       ins.operator, ins.idempotencyKey, ins.capturedAt, ins.plan.partNumber, ins.plan.operation, ins.plan.version,
-      ins.images.map((i) => i.sha256), ins.images.map((i) => i.mediaType), ins.images.map((i) => i.width), ins.images.map((i) => i.height)],
+      ins.images.map((i) => i.sha256), ins.images.map((i) => i.mediaType), ins.images.map((i) => i.width), ins.images.map((i) => i.height), ins.images.map((i) => i.exifOrientation)],
   );
   if (inserted.rowCount === 1) return { id: ins.id, created: true };
   // The same Idempotency-Key from the same station, accepted before (possibly a moment ago by a concurrent request).
@@ -62,7 +62,7 @@ export async function findInspectionIdByIdempotencyKey(db: Queryable, stationId:
 
 const documentQuery = `
   SELECT i.*, p.document AS plan_document,
-    coalesce((SELECT json_agg(json_build_object('sha256', sha256, 'width', width, 'height', height, 'mediaType', media_type) ORDER BY view)
+    coalesce((SELECT json_agg(json_build_object('sha256', sha256, 'width', width, 'height', height, 'mediaType', media_type, 'exifOrientation', exif_orientation) ORDER BY view)
       FROM inspection_images WHERE inspection_id = i.id), '[]') AS images,
     coalesce((SELECT json_agg(json_build_object('view', view, 'model', model_id, 'kind', kind, 'sha256', sha256) ORDER BY view, model_id, kind)
       FROM inspection_artifacts WHERE inspection_id = i.id), '[]') AS overlays,

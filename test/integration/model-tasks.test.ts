@@ -1,11 +1,11 @@
-import { cp, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { taskMeasures } from '../../src/inference/manifest.js';
 import { assertApiResponse, assertVerdictMessage } from '../support/contract.js';
-import { classifierModel, probabilityMaskModel, segmentationModel, writeModelFolder, yoloModel } from '../support/onnx-models.js';
+import { classifierModel, probabilityMaskModel, rawScoreAnomalyModel, segmentationModel, writeModelFolder, yoloModel, yoloSegModel } from '../support/onnx-models.js';
+import { until } from '../support/services.js';
 import { cli, cliJson, createTestDatabase, getJson, MesClient, postImage, repoRoot, startVisq, testEnv, type VisqProcess } from '../support/visq.js';
 
 /**
@@ -58,6 +58,9 @@ beforeAll(async () => {
   await writeModelFolder(path.join(registry, 'classifier'), classifierModel());
   await writeModelFolder(path.join(registry, 'segmentation'), segmentationModel());
   await writeModelFolder(path.join(registry, 'mask'), probabilityMaskModel());
+  await writeModelFolder(path.join(registry, 'yolo-seg'), yoloSegModel());
+  await writeModelFolder(path.join(registry, 'raw-score'), rawScoreAnomalyModel());
+  await cp(path.join(repoRoot, 'models', 'backbones', 'mobilenetv2-12-int8'), path.join(registry, 'imagenet'), { recursive: true });
 
   database = await createTestDatabase(inject('postgresAdminUrl'));
   ({ env, cleanup } = await testEnv({ databaseUrl: database.url, mqttUrl: inject('mqttUrl'), redisUrl: inject('redisUrl'), extra: { VISQ_MODELS_DIR: registry } }));
@@ -178,7 +181,95 @@ describe('a plan over anomaly, detection, classification and segmentation models
     await writeFile(bad, JSON.stringify({ partNumber: 'PN-BAD', characteristics: [{ name: 'c', model: 'classifier-fixture', measure: 'prob:crack', usl: 0.5 }] }));
     const r = await cli(['plan', 'apply', bad], env);
     expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/model "classifier-fixture" yields "prob:ok", "prob:scratch", "prob:stain", "top_label", not "prob:crack"/);
+    expect(r.stderr).toMatch(/model "classifier-fixture" has no measure "prob:crack" .*; it yields "prob:ok", "prob:scratch", "prob:stain", "top_label"/);
+  });
+});
+
+describe('models brought by the user, as their makers’ tools run them', () => {
+  const reference = (name: string) => readFile(path.join(repoRoot, 'fixtures', 'reference', name));
+  const planOf = async (partNumber: string, characteristics: unknown[]) => {
+    const file = path.join(env.VISQ_DATA_DIR!, `${partNumber}.json`);
+    await writeFile(file, JSON.stringify({ partNumber, characteristics }));
+    const r = await cli(['plan', 'apply', file], env);
+    expect(r.code, r.stderr).toBe(0);
+    return r;
+  };
+  const inspect = async (partNumber: string, serial: string, bytes: Buffer) => {
+    const res = await postImage(visq.baseUrl, apiKey, [{ bytes }], { serial, partNumber, lotId: `LOT-${partNumber}` });
+    expect(res.status, JSON.stringify(res.body)).toBe(202);
+    await until(() => mes.verdicts().some((v) => v.id === res.body.id), `the verdict of ${serial}`, 30_000);
+    return mes.verdicts().find((v) => v.id === res.body.id);
+  };
+
+  it('an ImageNet classifier from the model zoo, fed as torchvision feeds it; a photo saved sideways is seen upright', async () => {
+    await planOf('PN-CAT', [{ name: 'cat', model: 'imagenet-mobilenetv2', measure: 'prob:Egyptian cat', lsl: 0.5 }]);
+    const upright = await inspect('PN-CAT', 'SN-UPRIGHT', await reference('cat.jpg'));
+    // The photo rotated in its pixels and saved with EXIF orientation 6, and Pillow's upright decoding of that file.
+    const sideways = await inspect('PN-CAT', 'SN-SIDEWAYS', await reference('cat-exif6.jpg'));
+    const decodedUpright = await inspect('PN-CAT', 'SN-DECODED', await reference('cat-exif6-upright.png'));
+    // As torchvision's Resize(256) + CenterCrop(224) gives (test/unit/backbone.test.ts).
+    expect(upright.characteristics[0].value).toBeCloseTo(0.7637, 3);
+    expect(sideways.characteristics[0].value).toBeCloseTo(decodedUpright.characteristics[0].value, 4);
+    expect([upright.verdict, sideways.verdict]).toEqual(['PASS', 'PASS']);
+    const doc = await getJson(`${visq.baseUrl}/v1/inspections/${sideways.id}`, reviewer);
+    assertApiResponse('/v1/inspections/{id}', 'get', 200, doc.body);
+    expect(doc.body.images[0]).toMatchObject({ width: 451, height: 300, exifOrientation: 6 });
+    expect((await getJson(`${visq.baseUrl}/v1/inspections/${upright.id}`, reviewer)).body.images[0]).toMatchObject({ width: 451, height: 300, exifOrientation: 1 });
+  });
+
+  it('an Ultralytics -seg export: instances counted and their masks measured as Ultralytics does', async () => {
+    await planOf('PN-SEG', [
+      { name: 'scratches', model: 'yolo-seg-fixture', measure: 'count:scratch', usl: 0 },
+      { name: 'scratch_area', model: 'yolo-seg-fixture', measure: 'area_px:scratch', usl: 1000 },
+      { name: 'dent_area', model: 'yolo-seg-fixture', measure: 'area_px:dent', usl: 1000 },
+    ]);
+    const white = await sharp({ create: { width: 64, height: 64, channels: 3, background: { r: 255, g: 255, b: 255 } } }).png().toBuffer();
+    const v = await inspect('PN-SEG', 'SN-SEG', white);
+    expect(Object.fromEntries(v.characteristics.map((c: any) => [c.name, c.value]))).toEqual({ scratches: 1, scratch_area: 720, dent_area: 352 });
+    expect(v.verdict).toBe('FAIL');
+    expect(v.overlays.map((o: any) => o.kind).sort()).toEqual(['boxes', 'mask']);
+  });
+
+  it('a score outside the range its model promises is not trusted: REVIEW, saying why', async () => {
+    await planOf('PN-RAW', [{ name: 'surface', model: 'raw-score-fixture', measure: 'anomaly_score', usl: 0.5 }]);
+    const v = await inspect('PN-RAW', 'SN-RAW', await solid(50, 50, 50));
+    expect(v.verdict).toBe('REVIEW');
+    expect(v.characteristics[0]).toMatchObject({ result: 'review', value: expect.closeTo(3 * (50 / 255) - 2, 4) });
+    expect(v.characteristics[0].problem).toMatch(/anomaly_score = -1\.41\d* is outside \[0, 1\], the range this model promises/);
+    expect(v.reason).toMatch(/surface: model "raw-score-fixture", image 0: anomaly_score/);
+    // A bright part gives a score inside the range: judged as usual.
+    expect((await inspect('PN-RAW', 'SN-RAW-2', await solid(250, 250, 250))).verdict).toBe('FAIL');
+  });
+
+  it('visq model check says what the registry will do with a folder and what a plan can use', async () => {
+    const r = await cli(['model', 'check', path.join(registry, 'imagenet')], env);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/usable — imagenet-mobilenetv2 1\.0\.0, task classification/);
+    expect(r.stdout).toMatch(/center-crop \(shorter side 256\), bilinear-antialias resampling/);
+    expect(r.stdout).toMatch(/measures a quality plan can use \(1001\):/);
+    expect(r.stdout).toMatch(/prob:tabby +0 … 1 +probability of "tabby"/);
+    expect(r.stdout).toMatch(/top_label +0 … 999 \(whole numbers\)/);
+    const json = JSON.parse((await cli(['model', 'check', path.join(registry, 'yolo-seg'), '--json'], env)).stdout);
+    expect(json).toMatchObject({ ok: true, task: 'instance-segmentation', dryRun: { outputs: { output0: [1, 7, 4], output1: [1, 1, 16, 16] } } });
+    const broken = await cli(['model', 'check', repoRoot], env);
+    expect(broken.code).toBe(2);
+    expect(broken.stderr).toMatch(/cannot read model.json/);
+  });
+
+  it('visq plan apply warns when no running worker has the model the plan names', async () => {
+    const elsewhere = await mkdtemp(path.join(os.tmpdir(), 'visq-other-registry-'));
+    try {
+      await writeModelFolder(path.join(elsewhere, 'new-model'), classifierModel('new-model'));
+      const file = path.join(env.VISQ_DATA_DIR!, 'PN-NEW.json');
+      await writeFile(file, JSON.stringify({ partNumber: 'PN-NEW', characteristics: [{ name: 'c', model: 'new-model', measure: 'prob:scratch', usl: 0.5 }] }));
+      const r = await cli(['plan', 'apply', file], { ...env, VISQ_MODELS_DIR: elsewhere });
+      expect(r.code).toBe(0);
+      expect(r.stderr).toMatch(/warning: model "new-model" is not loaded by any running worker \(1 running; they have "classifier-fixture", .*\): inspections of PN-NEW are decided REVIEW until workers with it are started/);
+      // A plan whose models the workers have draws no warning.
+      expect((await planOf('PN-CAT', [{ name: 'cat', model: 'imagenet-mobilenetv2', measure: 'prob:tabby', lsl: 0.5 }])).stderr).not.toMatch(/warning/);
+    } finally {
+      await rm(elsewhere, { recursive: true, force: true });
+    }
   });
 });
 
@@ -188,11 +279,11 @@ describe('a manifest that does not match its graph', () => {
     try {
       const labels = ['scratch', 'dent', 'crack'];
       const model = yoloModel();
-      await writeModelFolder(path.join(dir, 'yolo'), { ...model, manifest: { ...model.manifest, labels, measures: taskMeasures({ task: 'detection', labels }) } });
+      await writeModelFolder(path.join(dir, 'yolo'), { ...model, manifest: { ...model.manifest, labels, measures: undefined } });
       const r = await cli(['start'], { VISQ_MODELS_DIR: dir, DATABASE_URL: 'postgres://127.0.0.1:1/none', MQTT_URL: 'mqtt://127.0.0.1:1' });
       expect(r.code).toBe(1);
       expect(r.stderr).toContain(path.join(dir, 'yolo'));
-      expect(r.stderr).toMatch(/model registry: .*output "output0" has shape \[1, 6, 4\]: 4 box values \+ 2 classes in the graph, but model.json has 3 labels \(scratch, dent, crack\)/);
+      expect(r.stderr).toMatch(/model registry: .*output "output0" has shape \[1, 6, 4\]: 4 box values \+ 2 classes in the graph, but model.json has 3 labels \("scratch", "dent", "crack"\)/);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

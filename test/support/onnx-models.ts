@@ -19,7 +19,7 @@ const card = (description: string) => ({
   license: 'Apache-2.0',
 });
 
-/** Channel means [r, g, b] (0..1) of rows rowStart..rowEnd of an NCHW input, as [N, 3]. */
+/** Channel means (0..1) of rows rowStart..rowEnd of an NCHW input, as [N, channels]. */
 function channelMeans(g: GraphBuilder, input: string, rows?: [number, number]): string {
   const region = rows
     ? g.op('Slice', [input, g.int64Tensor('starts', [rows[0]]), g.int64Tensor('ends', [rows[1]]), g.int64Tensor('axes', [2])], {}, 'region')
@@ -101,17 +101,18 @@ export function yoloModel(id = 'yolo-fixture', over: Record<string, unknown> = {
  * A classifier: input `input` [batch, 3, size, size] → `logits` [batch, C] = W·[r, g, b] + b over the
  * whole image's mean colour; with `probabilities` a Softmax in the graph gives `probs` instead.
  */
-export function classifierGraph(o: { size?: number; weights: [number, number, number][]; bias?: number[]; probabilities?: boolean }): Uint8Array {
+export function classifierGraph(o: { size?: number; weights: number[][]; bias?: number[]; probabilities?: boolean; outputDims?: Dimension[] }): Uint8Array {
   const size = o.size ?? 32;
   const c = o.weights.length;
+  const channels = o.weights[0]!.length;
   const g = new GraphBuilder('classifier_fixture');
-  const input = g.input('input', ['batch', 3, size, size]);
+  const input = g.input('input', ['batch', channels, size, size]);
   const means = channelMeans(g, input);
-  const w = new Array<number>(3 * c);
+  const w = new Array<number>(channels * c);
   o.weights.forEach((row, j) => row.forEach((v, k) => { w[k * c + j] = v; }));
-  const logits = g.op('Add', [g.op('MatMul', [means, g.floatTensor('fc_weight', w, [3, c])]), g.floatTensor('fc_bias', o.bias ?? new Array(c).fill(0), [c])], {}, 'fc');
-  if (o.probabilities) g.output(g.op('Softmax', [logits], { axis: { int: 1 } }), 'probs', ['batch', c]);
-  else g.output(logits, 'logits', ['batch', c]);
+  const logits = g.op('Add', [g.op('MatMul', [means, g.floatTensor('fc_weight', w, [channels, c])]), g.floatTensor('fc_bias', o.bias ?? new Array(c).fill(0), [c])], {}, 'fc');
+  if (o.probabilities) g.output(g.op('Softmax', [logits], { axis: { int: 1 } }), 'probs', o.outputDims ?? ['batch', c]);
+  else g.output(logits, 'logits', o.outputDims ?? ['batch', c]);
   return g.toBytes();
 }
 
@@ -184,6 +185,87 @@ export function probabilityMaskModel(id = 'mask-fixture', over: Record<string, u
       maskThreshold: 0.5,
       card: card('Defect probability mask ([N, 1, H, W]).'),
       ...over,
+    },
+  };
+}
+
+/**
+ * An Ultralytics `-seg`-layout model: `images` [1, 3, size, size] → `output0` [1, 4 + C + 1, A]
+ * (fixed boxes; class scores linear in the mean colour as `yoloGraph`'s; one mask coefficient per
+ * anchor, fixed) and `output1` [1, 1, size/4, size/4] prototypes, all 1: an instance's mask is its
+ * coefficient inside its box (at prototype resolution) and 0 outside.
+ */
+export function yoloSegGraph(o: { size?: number; anchors: (YoloAnchor & { coefficient: number })[]; classes: number }): Uint8Array {
+  const size = o.size ?? 64;
+  const a = o.anchors.length;
+  const g = new GraphBuilder('yolo_seg_fixture');
+  const images = g.input('images', [1, 3, size, size]);
+  const means = channelMeans(g, images);
+  const w = new Array<number>(3 * o.classes * a).fill(0);
+  o.anchors.forEach((anchor, ai) => {
+    for (let c = 0; c < o.classes; c++) for (let k = 0; k < 3; k++) w[k * o.classes * a + c * a + ai] = anchor.scores[c]?.[k] ?? 0;
+  });
+  const flat = g.op('MatMul', [means, g.floatTensor('class_weights', w, [3, o.classes * a])], {}, 'scores_flat');
+  const scores = g.op('Reshape', [flat, g.int64Tensor('scores_shape', [1, o.classes, a])], {}, 'scores');
+  const boxes = new Array<number>(4 * a);
+  o.anchors.forEach((anchor, ai) => anchor.box.forEach((v, k) => { boxes[k * a + ai] = v; }));
+  const coefficients = g.floatTensor('coefficients', o.anchors.map((x) => x.coefficient), [1, 1, a]);
+  const out = g.op('Concat', [g.floatTensor('boxes', boxes, [1, 4, a]), scores, coefficients], { axis: { int: 1 } }, 'predictions');
+  g.output(out, 'output0', [1, 4 + o.classes + 1, a]);
+  // Prototypes that depend on the input only through a zero multiple, so the graph keeps its input.
+  const p = size / 4;
+  const zero = g.op('Mul', [g.op('ReduceMean', [images], { keepdims: { int: 0 } }, 'image_mean'), g.floatTensor('zero', [0], [])], {}, 'zero_times_mean');
+  const protos = g.op('Add', [g.floatTensor('ones', new Array(p * p).fill(1), [1, 1, p, p]), zero], {}, 'protos');
+  g.output(protos, 'output1', [1, 1, p, p]);
+  return g.toBytes({ task: 'segment', imgsz: `[${size}, ${size}]` });
+}
+
+/**
+ * The instance-segmentation model the tests use: labels scratch, dent; 64×64 letterboxed input,
+ * 16×16 prototypes.
+ *  - a0 box x 16..48, y 24..40, scratch 0.9·r, coefficient +1
+ *  - a1 box x 18..50, y 24..40, scratch 0.8·r, coefficient +1 — IoU 0.88 with a0: suppressed
+ *  - a2 box x 40..56, y 8..24,  dent 0.7·g, coefficient +1
+ *  - a3 box x 4..12,  y 48..56, dent 0.6·g, coefficient −1: a detection whose mask is empty
+ */
+export const yoloSegAnchors: (YoloAnchor & { coefficient: number })[] = [
+  { box: [32, 32, 32, 16], scores: [[0.9, 0, 0], [0, 0, 0]], coefficient: 1 },
+  { box: [34, 32, 32, 16], scores: [[0.8, 0, 0], [0, 0, 0]], coefficient: 1 },
+  { box: [48, 16, 16, 16], scores: [[0, 0, 0], [0, 0.7, 0]], coefficient: 1 },
+  { box: [8, 52, 8, 8], scores: [[0, 0, 0], [0, 0.6, 0]], coefficient: -1 },
+];
+
+export function yoloSegModel(id = 'yolo-seg-fixture', over: Record<string, unknown> = {}): BuiltModel {
+  return {
+    bytes: yoloSegGraph({ anchors: yoloSegAnchors, classes: 2 }),
+    manifest: {
+      id, version: '1.0.0', task: 'instance-segmentation',
+      labels: yoloLabels,
+      input: { name: 'images', width: 64, height: 64 },
+      outputs: { predictions: 'output0', protos: 'output1' },
+      card: card('Ultralytics YOLOv8-seg-layout instance segmentation.'),
+      ...over,
+    },
+  };
+}
+
+/**
+ * An anomaly model whose graph does not normalise its score as its manifest claims: `pred_score` =
+ * 3 × (mean of the image) − 2, below 0 for images darker than 2/3 grey.
+ */
+export function rawScoreAnomalyModel(id = 'raw-score-fixture'): BuiltModel {
+  const g = new GraphBuilder('raw_score_fixture');
+  const input = g.input('input', [1, 3, 32, 32]);
+  const mean = g.op('ReduceMean', [input], { axes: { ints: [1, 2, 3] }, keepdims: { int: 0 } }, 'mean');
+  const score = g.op('Sub', [g.op('Mul', [mean, g.floatTensor('three', [3], [1])]), g.floatTensor('two', [2], [1])], {}, 'score');
+  g.output(score, 'pred_score', [1]);
+  return {
+    bytes: g.toBytes(),
+    manifest: {
+      id, version: '1.0.0', task: 'anomaly',
+      input: { name: 'input', width: 32, height: 32 },
+      outputs: { score: 'pred_score' },
+      card: card('An anomaly export whose score is not normalised, though its manifest says so.'),
     },
   };
 }

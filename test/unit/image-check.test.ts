@@ -1,7 +1,7 @@
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { checkImage } from '../../src/images/image-check.js';
-import { modelInputSchema } from '../../src/inference/manifest.js';
+import { modelInputSchema } from '../../src/inference/manifest-fields.js';
 import { pngBomb } from '../support/images.js';
 
 const image = (format: 'png' | 'jpeg' | 'webp' | 'tiff') =>
@@ -13,12 +13,12 @@ describe('checkImage', () => {
   });
 
   it('the decoding makes the pixels of each distinct model input, once', async () => {
-    const input = (width: number, channels: 'RGB' | 'BGR' | 'GRAY') => modelInputSchema.parse({ name: 'input', width, height: 16, channels });
+    const input = (width: number, channels: 'RGB' | 'BGR' | 'GRAY') => modelInputSchema().parse({ name: 'input', width, height: 16, channels });
     const r = await checkImage(await image('png'), 1e6, [input(32, 'RGB'), input(32, 'BGR'), input(16, 'GRAY')]);
     if (!r.ok) throw new Error(r.message);
-    expect([...r.prepared.keys()].sort()).toEqual(['16x16-gray-stretch', '32x16-srgb-stretch']);
-    expect(r.prepared.get('32x16-srgb-stretch')!.length).toBe(32 * 16 * 3);
-    expect(r.prepared.get('16x16-gray-stretch')!.length).toBe(16 * 16);
+    expect([...r.prepared.keys()].sort()).toEqual(['16x16-gray-stretch-lanczos3', '32x16-srgb-stretch-lanczos3']);
+    expect(r.prepared.get('32x16-srgb-stretch-lanczos3')!.length).toBe(32 * 16 * 3);
+    expect(r.prepared.get('16x16-gray-stretch-lanczos3')!.length).toBe(16 * 16);
   });
 
   it('refuses images over the pixel limit before decoding them', async () => {

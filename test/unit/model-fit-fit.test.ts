@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import onnxProto from 'onnx-proto';
 import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { modelManifestSchema } from '../../src/inference/manifest.js';
+import { anomalyManifestSchema } from '../../src/inference/tasks/anomaly.js';
 import { writeDataset, type DatasetFiles } from '../../src/fixtures/index.js';
 import { evaluateAnomalyModel, fitAnomalyModel, type FitAnomalyModelResult } from '../../src/model-fit/index.js';
 import { loadImageTensor } from '../../src/model-fit/preprocess.js';
@@ -45,8 +45,8 @@ afterAll(async () => {
 });
 
 describe('fitAnomalyModel', () => {
-  it('writes a manifest that modelManifestSchema accepts, matching the ONNX file', async () => {
-    const manifest = modelManifestSchema.parse(JSON.parse(await readFile(join(modelDir, 'model.json'), 'utf8')));
+  it('writes a manifest that anomalyManifestSchema accepts, matching the ONNX file', async () => {
+    const manifest = anomalyManifestSchema.parse(JSON.parse(await readFile(join(modelDir, 'model.json'), 'utf8')));
     const onnxBytes = await readFile(join(modelDir, 'model.onnx'));
     expect(manifest.sha256).toBe(createHash('sha256').update(onnxBytes).digest('hex'));
     expect(manifest).toMatchObject({

@@ -1,11 +1,11 @@
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
-import { modelInputSchema } from '../../src/inference/manifest.js';
+import { modelInputSchema } from '../../src/inference/manifest-fields.js';
 import { pixelsKey, toInputTensor } from '../../src/inference/preprocess.js';
 
 /** A 2×1 image: one red pixel (200, 10, 30), one blue pixel (0, 40, 250). */
 const image = () => sharp(Buffer.from([200, 10, 30, 0, 40, 250]), { raw: { width: 2, height: 1, channels: 3 } }).png().toBuffer();
-const input = (over: Record<string, unknown>) => modelInputSchema.parse({ name: 'input', width: 2, height: 1, ...over });
+const input = (over: Record<string, unknown>) => modelInputSchema().parse({ name: 'input', width: 2, height: 1, ...over });
 
 describe('toInputTensor: the tensor is exactly what the manifest states', () => {
   it('NCHW RGB, /255, no normalisation (anomalib exports normalise inside the graph)', async () => {

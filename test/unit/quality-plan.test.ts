@@ -29,7 +29,7 @@ describe('validateQualityPlan', () => {
     ['duplicate names', { partNumber: 'P', characteristics: [good.characteristics[0], good.characteristics[0]] }, /duplicate/],
     ['unknown field', { ...good, extra: 1 }, /extra/],
     ['unknown model', { partNumber: 'P', characteristics: [{ name: 'a', model: 'nope', measure: 'anomaly_score', usl: 1 }] }, /no model "nope"/],
-    ['unknown measure', { partNumber: 'P', characteristics: [{ name: 'a', model: 'surface-anomaly', measure: 'prob:x', usl: 1 }] }, /yields "anomaly_score", not "prob:x"/],
+    ['unknown measure', { partNumber: 'P', characteristics: [{ name: 'a', model: 'surface-anomaly', measure: 'prob:x', usl: 1 }] }, /model "surface-anomaly" has no measure "prob:x"; it yields "anomaly_score"/],
     ['bad severity', { partNumber: 'P', characteristics: [{ ...good.characteristics[0], severity: 'huge' }] }, /severity/],
   ])('refuses %s, naming the problem', (_name, doc, problem) => {
     const r = validateQualityPlan(doc, catalog);

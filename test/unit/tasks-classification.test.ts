@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { classificationManifestSchema, type ClassificationManifest } from '../../src/inference/manifest.js';
+import { classificationManifestSchema, type ClassificationManifest } from '../../src/inference/tasks/classification.js';
 import { argmax, classificationMeasures, softmax } from '../../src/inference/tasks/classification.js';
-import { taskOutput } from '../../src/inference/tasks/index.js';
+import { taskOf } from '../../src/inference/manifest.js';
 import { stretchGeometry } from '../../src/inference/preprocess.js';
 
 const labels = ['ok', 'scratch', 'stain'];
@@ -41,7 +41,7 @@ describe('classification', () => {
 
   it('names exactly the measures the manifest lists, in label order', () => {
     const m = manifest('logits');
-    const { measures } = taskOutput(m, tensor([1, 2, 3]), stretchGeometry(10, 10, 32, 32));
+    const { measures } = taskOf(m).run(m, tensor([1, 2, 3]), stretchGeometry(10, 10, 32, 32));
     expect([...measures.keys()].sort()).toEqual([...m.measures].sort());
   });
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { detectionManifestSchema, type DetectionManifest } from '../../src/inference/manifest.js';
+import { detectionManifestSchema, type DetectionManifest } from '../../src/inference/tasks/detection.js';
 import { letterboxGeometry, stretchGeometry } from '../../src/inference/preprocess.js';
 import { decodeYolo, detectionMeasures, iou, nonMaxSuppression, toSourceBox, type BoxesOverlay, type Detection } from '../../src/inference/tasks/detection.js';
 
@@ -117,9 +117,9 @@ describe('detection measures', () => {
     expect(Object.fromEntries(measures)).toEqual({ 'count:scratch': 0, 'max_conf:scratch': 0, 'max_area_px:scratch': 0, 'count:dent': 0, 'max_conf:dent': 0, 'max_area_px:dent': 0 });
   });
 
-  it('follows the manifest’s thresholds (defaults 0.25 and 0.45)', () => {
+  it('follows the manifest’s thresholds (defaults 0.25 and 0.7, as `yolo predict`)', () => {
     const m = manifest();
-    expect([m.confidenceThreshold, m.iouThreshold, m.maxDetections]).toEqual([0.25, 0.45, 300]);
+    expect([m.confidenceThreshold, m.iouThreshold, m.maxDetections]).toEqual([0.25, 0.7, 300]);
     expect(detectionMeasures(manifest({ iouThreshold: 0.9 }), out, geometry).measures.get('count:scratch')).toBe(2);
     expect(detectionMeasures(manifest({ confidenceThreshold: 0.1 }), out, geometry).measures.get('count:dent')).toBe(3);
   });
@@ -141,7 +141,7 @@ describe('detection measures', () => {
 
   it('throws for an output that is not [1, 4 + classes, anchors]', () => {
     const wrong = { output0: { dims: [1, 7, 2], data: new Float32Array(14), type: 'float32' } };
-    expect(() => detectionMeasures(manifest(), wrong, geometry)).toThrow(/output "output0" has shape \[1, 7, 2\], expected \[1, 6, anchors\]/);
+    expect(() => detectionMeasures(manifest(), wrong, geometry)).toThrow(/output "output0" has shape \[1, 7, 2\]: 4 box values \+ 3 classes in the graph, but model.json has 2 labels \("scratch", "dent"\)/);
   });
 });
 

@@ -1,6 +1,6 @@
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
-import { modelInputSchema } from '../../src/inference/manifest.js';
+import { modelInputSchema } from '../../src/inference/manifest-fields.js';
 import { letterboxGeometry, stretchGeometry, toInputTensor } from '../../src/inference/preprocess.js';
 
 /** Preprocessing as Ultralytics' LetterBox does it, so boxes map back to the right pixels. */
@@ -40,7 +40,7 @@ describe('the letterboxed input tensor', () => {
   it('centres the image between grey-114 bars (odd padding: the extra row at the bottom)', async () => {
     // A white 100×51 image into 64×64: content rows 15..47, grey above and below.
     const png = await sharp({ create: { width: 100, height: 51, channels: 3, background: { r: 255, g: 255, b: 255 } } }).png().toBuffer();
-    const input = modelInputSchema.parse({ name: 'images', width: 64, height: 64, resize: 'letterbox' });
+    const input = modelInputSchema().parse({ name: 'images', width: 64, height: 64, resize: 'letterbox' });
     const { data, dims, geometry } = await toInputTensor(png, input, 1e8);
     expect(dims).toEqual([1, 3, 64, 64]);
     expect(geometry).toMatchObject({ padY: 15, contentHeight: 33 });
@@ -58,7 +58,7 @@ describe('the letterboxed input tensor', () => {
 
   it('keeps channel order and layout: RGB → BGR, NHWC', async () => {
     const png = await sharp({ create: { width: 8, height: 8, channels: 3, background: { r: 255, g: 0, b: 0 } } }).png().toBuffer();
-    const input = modelInputSchema.parse({ name: 'x', width: 4, height: 4, layout: 'NHWC', channels: 'BGR' });
+    const input = modelInputSchema().parse({ name: 'x', width: 4, height: 4, layout: 'NHWC', channels: 'BGR' });
     const { data, dims, geometry } = await toInputTensor(png, input, 1e8);
     expect(dims).toEqual([1, 4, 4, 3]);
     expect([...data.slice(0, 3)]).toEqual([0, 0, 1]);

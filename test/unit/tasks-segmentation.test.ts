@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { segmentationManifestSchema, type SegmentationManifest } from '../../src/inference/manifest.js';
+import { segmentationManifestSchema, type SegmentationManifest } from '../../src/inference/tasks/segmentation.js';
 import { letterboxGeometry, stretchGeometry } from '../../src/inference/preprocess.js';
 import { classMap, maskValues, pixelScale, segmentationMeasures } from '../../src/inference/tasks/segmentation.js';
 import type { GrayOverlay } from '../../src/inference/tasks/types.js';

@@ -1,6 +1,73 @@
-import type { DetectionManifest } from '../manifest.js';
+import { z } from 'zod';
+import { labelsSchema, modelInputSchema, taskManifestSchema, type MeasureSpec } from '../manifest-fields.js';
 import type { InputGeometry } from '../preprocess.js';
-import { outputTensor, shapeText, tensorValues, type TaskOutput, type TaskOutputs } from './types.js';
+import { differs, labelList, outputTensor, plural, shapeText, tensorValues, type ModelTask, type TaskOutput, type TaskOutputs } from './types.js';
+
+// ---------------------------------------------------------------------------------------------
+// detection: Ultralytics YOLO v8/v11 export layout. Input (usually `images`) [1, 3, H, W] RGB 0..1,
+// letterboxed with OpenCV's bilinear resize (the defaults for this task). Output [1, 4 + C, A]: per
+// anchor cx, cy, w, h in input pixels, then C class scores (no objectness). visq keeps, per anchor,
+// its best class when that score is above `confidenceThreshold` (strictly, as Ultralytics), then does
+// class-wise NMS (a box is suppressed by a higher-scoring box of the same class with IoU above
+// `iouThreshold`; 0.7 as `yolo predict`), keeps at most `maxDetections`, and maps boxes back to
+// original-image pixels (undoing the letterbox, clipped to the image).
+// Measures per label: `count:<label>`, `max_conf:<label>` (0 when none), `max_area_px:<label>` (box
+// area in original-image pixels, 0 when none). Overlay: `boxes`, a JSON document (UTF-8):
+// {"width", "height", "boxes": [{"label", "confidence", "x", "y", "w", "h"}]} in original-image
+// pixels (x, y the top-left corner), highest confidence first.
+// ---------------------------------------------------------------------------------------------
+
+const measures = (m: { labels: readonly string[]; maxDetections: number }): MeasureSpec[] => m.labels.flatMap((l) => [
+  { name: `count:${l}`, min: 0, max: m.maxDetections, integer: true, meaning: `"${l}" found` },
+  { name: `max_conf:${l}`, min: 0, max: 1, integer: false, meaning: `highest confidence of a "${l}" (0 when none)` },
+  { name: `max_area_px:${l}`, min: 0, max: null, integer: false, meaning: `largest "${l}" box, in original-image pixels (0 when none)` },
+]);
+
+/**
+ * Options of every YOLO-layout task (detection and instance segmentation), defaulting to what
+ * Ultralytics' `yolo predict` uses, so counts agree with what an engineer saw there.
+ */
+export const yoloOptions = {
+  confidenceThreshold: z.number().min(0).max(1).default(0.25),
+  iouThreshold: z.number().min(0).max(1).default(0.7),
+  maxDetections: z.number().int().positive().default(300),
+};
+
+export const detectionManifestSchema = taskManifestSchema(
+  'detection',
+  {
+    /** As the other tasks', but letterboxed by default: what Ultralytics exports expect. */
+    input: modelInputSchema({ resize: 'letterbox' }),
+    outputs: z.object({
+      /** The output holding the predictions, [1, 4 + C, A] (Ultralytics: `output0`). */
+      predictions: z.string().min(1),
+    }).strict(),
+    labels: labelsSchema.min(1),
+    ...yoloOptions,
+  },
+  measures,
+);
+
+export type DetectionManifest = z.output<typeof detectionManifestSchema>;
+
+/** What is wrong with a YOLO-layout predictions output [1, 4 + C + extra, A], or null. */
+export function checkPredictions(name: string, shape: readonly (number | string)[], labels: readonly string[], extra = 0): string | null {
+  const what = extra ? `4 box values + classes + ${extra} mask coefficients` : '4 box values + classes';
+  if (shape.length !== 3) return `output "${name}" has shape ${shapeText(shape)} (${shape.length} dimensions), but YOLO predictions are [1, ${what}, anchors] (3 dimensions)`;
+  if (differs(shape[1], 4 + labels.length + extra)) {
+    return `output "${name}" has shape ${shapeText(shape)}: ${typeof shape[1] === 'number' && shape[1] > 4 + extra ? `4 box values + ${plural(shape[1] - 4 - extra, 'class')}${extra ? ` + ${extra} mask coefficients` : ''}` : `${shape[1]} rows`} in the graph, but model.json has ${labelList(labels)}`;
+  }
+  return null;
+}
+
+export const detectionTask: ModelTask<DetectionManifest> = {
+  name: 'detection',
+  schema: detectionManifestSchema,
+  measures,
+  outputNames: (m) => [m.outputs.predictions],
+  checkOutput: (m, name, shape) => checkPredictions(name, shape, m.labels),
+  run: (m, outputs, geometry) => detectionMeasures(m, outputs, geometry),
+};
 
 /** A box as corners, in whatever pixel space the caller says. */
 export interface Box { x1: number; y1: number; x2: number; y2: number }
@@ -23,13 +90,16 @@ export function iou(a: Box, b: Box): number {
   return union > 0 ? inter / union : 0;
 }
 
+/** A candidate from one anchor of a YOLO output; `anchor` finds its other rows (mask coefficients). */
+export interface YoloCandidate extends Detection { anchor: number }
+
 /**
- * Ultralytics' raw output [1, 4 + C, A] → one candidate per anchor: its best class (the first on a
- * tie) when that score is above `confidenceThreshold` (strictly, as Ultralytics filters), corners in
- * input pixels.
+ * Ultralytics' raw output [1, 4 + C (+ extra rows), A] → one candidate per anchor: its best class
+ * (the first on a tie) when that score is above `confidenceThreshold` (strictly, as Ultralytics
+ * filters), corners in input pixels.
  */
-export function decodeYolo(values: ArrayLike<number>, classes: number, anchors: number, confidenceThreshold: number): Detection[] {
-  const out: Detection[] = [];
+export function decodeYolo(values: ArrayLike<number>, classes: number, anchors: number, confidenceThreshold: number): YoloCandidate[] {
+  const out: YoloCandidate[] = [];
   for (let a = 0; a < anchors; a++) {
     let best = -1;
     let conf = -Infinity;
@@ -43,7 +113,7 @@ export function decodeYolo(values: ArrayLike<number>, classes: number, anchors: 
     const w = values[2 * anchors + a]!;
     const h = values[3 * anchors + a]!;
     if (![cx, cy, w, h].every(Number.isFinite)) continue;
-    out.push({ x1: cx - w / 2, y1: cy - h / 2, x2: cx + w / 2, y2: cy + h / 2, classIndex: best, confidence: conf });
+    out.push({ x1: cx - w / 2, y1: cy - h / 2, x2: cx + w / 2, y2: cy + h / 2, classIndex: best, confidence: conf, anchor: a });
   }
   return out;
 }
@@ -52,9 +122,9 @@ export function decodeYolo(values: ArrayLike<number>, classes: number, anchors: 
  * Class-wise greedy NMS: highest confidence first (earlier anchor on a tie); a box is dropped when a
  * kept box of the same class overlaps it with IoU above `iouThreshold`. At most `maxDetections`.
  */
-export function nonMaxSuppression(candidates: readonly Detection[], iouThreshold: number, maxDetections: number): Detection[] {
+export function nonMaxSuppression<D extends Detection>(candidates: readonly D[], iouThreshold: number, maxDetections: number): D[] {
   const order = candidates.map((d, i) => ({ d, i })).sort((a, b) => b.d.confidence - a.d.confidence || a.i - b.i);
-  const kept: Detection[] = [];
+  const kept: D[] = [];
   for (const { d } of order) {
     if (kept.length >= maxDetections) break;
     if (kept.some((k) => k.classIndex === d.classIndex && iou(k, d) > iouThreshold)) continue;
@@ -74,24 +144,36 @@ export function toSourceBox(b: Box, g: InputGeometry): Box {
   };
 }
 
+type YoloManifest = Pick<DetectionManifest, 'labels' | 'confidenceThreshold' | 'iouThreshold' | 'maxDetections'>;
+
+/** The detections Ultralytics' `non_max_suppression` keeps, in input pixels, best first. */
+export function yoloDetections(manifest: YoloManifest, outputs: TaskOutputs, name: string, extraRows = 0): { kept: YoloCandidate[]; values: ArrayLike<number>; anchors: number } {
+  const t = outputTensor(outputs, name);
+  const problem = checkPredictions(name, t.dims, manifest.labels, extraRows);
+  if (problem) throw new Error(problem);
+  const anchors = Number(t.dims[2]);
+  const values = tensorValues(t, name);
+  const candidates = decodeYolo(values, manifest.labels.length, anchors, manifest.confidenceThreshold);
+  return { kept: nonMaxSuppression(candidates, manifest.iouThreshold, manifest.maxDetections), values, anchors };
+}
+
 const round2 = (v: number) => Math.round(v * 100) / 100;
+
+/** The `boxes` overlay: detections in original-image pixels, best first. */
+export function boxesOverlay(labels: readonly string[], kept: readonly Detection[], geometry: InputGeometry): BoxesOverlay {
+  return {
+    width: geometry.sourceWidth,
+    height: geometry.sourceHeight,
+    boxes: kept.map((d) => ({ label: labels[d.classIndex]!, confidence: d.confidence, x: round2(d.x1), y: round2(d.y1), w: round2(d.x2 - d.x1), h: round2(d.y2 - d.y1) })),
+  };
+}
 
 /**
  * YOLO v8/v11 predictions → per label `count:`, `max_conf:` and `max_area_px:` (original-image
  * pixels; 0 when nothing was found), and the `boxes` overlay document.
  */
 export function detectionMeasures(manifest: DetectionManifest, outputs: TaskOutputs, geometry: InputGeometry): TaskOutput {
-  const name = manifest.outputs.predictions;
-  const t = outputTensor(outputs, name);
-  const classes = manifest.labels.length;
-  if (t.dims.length !== 3 || t.dims[1] !== 4 + classes) {
-    throw new Error(`output "${name}" has shape ${shapeText(t.dims)}, expected [1, ${4 + classes}, anchors] (4 box values + ${classes} class scores)`);
-  }
-  const anchors = Number(t.dims[2]);
-  const candidates = decodeYolo(tensorValues(t, name), classes, anchors, manifest.confidenceThreshold);
-  const kept = nonMaxSuppression(candidates, manifest.iouThreshold, manifest.maxDetections)
-    .map((d) => ({ ...d, ...toSourceBox(d, geometry) }));
-
+  const kept = yoloDetections(manifest, outputs, manifest.outputs.predictions).kept.map((d) => ({ ...d, ...toSourceBox(d, geometry) }));
   const measures = new Map<string, number>();
   manifest.labels.forEach((label, c) => {
     const mine = kept.filter((d) => d.classIndex === c);
@@ -99,17 +181,5 @@ export function detectionMeasures(manifest: DetectionManifest, outputs: TaskOutp
     measures.set(`max_conf:${label}`, mine.reduce((m, d) => Math.max(m, d.confidence), 0));
     measures.set(`max_area_px:${label}`, mine.reduce((m, d) => Math.max(m, (d.x2 - d.x1) * (d.y2 - d.y1)), 0));
   });
-  const document: BoxesOverlay = {
-    width: geometry.sourceWidth,
-    height: geometry.sourceHeight,
-    boxes: kept.map((d) => ({
-      label: manifest.labels[d.classIndex]!,
-      confidence: d.confidence,
-      x: round2(d.x1),
-      y: round2(d.y1),
-      w: round2(d.x2 - d.x1),
-      h: round2(d.y2 - d.y1),
-    })),
-  };
-  return { measures, overlays: [{ kind: 'boxes', format: 'json', document }] };
+  return { measures, overlays: [{ kind: 'boxes', format: 'json', document: boxesOverlay(manifest.labels, kept, geometry) }] };
 }

@@ -1,23 +1,10 @@
-import type { Manifest } from '../manifest.js';
-import type { InputGeometry } from '../preprocess.js';
-import { anomalyMeasures } from './anomaly.js';
-import { classificationMeasures } from './classification.js';
-import { detectionMeasures } from './detection.js';
-import { segmentationMeasures } from './segmentation.js';
-import type { TaskOutput, TaskOutputs } from './types.js';
+import { anomalyTask } from './anomaly.js';
+import { classificationTask } from './classification.js';
+import { detectionTask } from './detection.js';
+import { instanceSegmentationTask } from './instance-segmentation.js';
+import { segmentationTask } from './segmentation.js';
 
-export type { TaskOutput, TaskOutputs, TaskOverlay, GrayOverlay, JsonOverlay, OutputTensor } from './types.js';
+/** Every supported model task: a task is its module and one line here. */
+export const tasks = [anomalyTask, classificationTask, detectionTask, segmentationTask, instanceSegmentationTask] as const;
 
-/** A model's output tensors (+ where the original image lies in its input) → its measures and overlays. */
-export function taskOutput(manifest: Manifest, outputs: TaskOutputs, geometry: InputGeometry): TaskOutput {
-  switch (manifest.task) {
-    case 'anomaly':
-      return anomalyMeasures(manifest, outputs);
-    case 'classification':
-      return classificationMeasures(manifest, outputs);
-    case 'detection':
-      return detectionMeasures(manifest, outputs, geometry);
-    case 'segmentation':
-      return segmentationMeasures(manifest, outputs, geometry);
-  }
-}
+export type { ModelTask, TaskOutput, TaskOutputs, TaskOverlay, GrayOverlay, JsonOverlay, OutputTensor } from './types.js';

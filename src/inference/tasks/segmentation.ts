@@ -1,6 +1,75 @@
-import type { SegmentationManifest } from '../manifest.js';
+import { z } from 'zod';
+import { labelsSchema, taskManifestSchema, type MeasureSpec } from '../manifest-fields.js';
 import type { InputGeometry } from '../preprocess.js';
-import { outputTensor, shapeText, tensorValues, type TaskOutput, type TaskOutputs } from './types.js';
+import { differs, labelList, outputTensor, plural, shapeText, tensorValues, type ModelTask, type TaskOutput, type TaskOutputs } from './types.js';
+
+// ---------------------------------------------------------------------------------------------
+// segmentation: a class per output pixel, at the output's own resolution. `outputs.layout`:
+//   `scores`      [N, C, H, W] scores or logits, C = labels.length; per pixel the highest (first on a tie).
+//   `probability` [N, 1, H, W] or [N, H, W] defect probability; exactly 2 labels (background and the
+//                 defect); a pixel ≥ `maskThreshold` (default 0.5) is the defect.
+//   `indices`     [N, H, W] or [N, 1, H, W] class indices into `labels` (integer or float tensors).
+// `background` names the background label (default "background"). Measures: `area_px:<label>` for
+// every other label: the label's pixel count scaled to ORIGINAL-image pixels (output pixel → input
+// pixels → original pixels; letterbox padding is not counted). Overlay: `mask`, 8-bit PNG at the
+// output resolution (see `maskValues` for the encoding).
+// ---------------------------------------------------------------------------------------------
+
+const measures = (m: { labels: readonly string[]; background: string }): MeasureSpec[] => m.labels
+  .filter((l) => l !== m.background)
+  .map((l) => ({ name: `area_px:${l}`, min: 0, max: null, integer: false, meaning: `area of "${l}", in original-image pixels` }));
+
+export const segmentationManifestSchema = taskManifestSchema(
+  'segmentation',
+  {
+    outputs: z.object({
+      mask: z.string().min(1),
+      layout: z.enum(['scores', 'probability', 'indices']),
+    }).strict(),
+    labels: labelsSchema.min(2, 'a segmentation model needs the background label and at least one other'),
+    background: z.string().min(1).default('background'),
+    /** Only for `outputs.layout: "probability"`; 0.5 when absent. */
+    maskThreshold: z.number().optional(),
+  },
+  measures,
+  (m, ctx) => {
+    if (!m.labels.includes(m.background)) {
+      ctx.addIssue({ code: 'custom', path: ['labels'], message: `must include the background label "${m.background}" (set "background" to name another)` });
+    }
+    if (m.outputs.layout === 'probability' && m.labels.length !== 2) {
+      ctx.addIssue({ code: 'custom', path: ['labels'], message: `a probability mask has exactly 2 labels (background and the defect), not ${m.labels.length}` });
+    }
+    if (m.maskThreshold !== undefined && m.outputs.layout !== 'probability') {
+      ctx.addIssue({ code: 'custom', path: ['maskThreshold'], message: `applies only to outputs.layout "probability", not "${m.outputs.layout}"` });
+    }
+    if (m.input.resize === 'center-crop') {
+      ctx.addIssue({ code: 'custom', path: ['input', 'resize'], message: 'a mask must cover the whole image: use "stretch" or "letterbox", not "center-crop"' });
+    }
+  },
+);
+
+export type SegmentationManifest = z.output<typeof segmentationManifestSchema>;
+
+export const segmentationTask: ModelTask<SegmentationManifest> = {
+  name: 'segmentation',
+  schema: segmentationManifestSchema,
+  measures,
+  outputNames: (m) => [m.outputs.mask],
+  checkOutput(m, name, shape) {
+    const layout = m.outputs.layout;
+    if (layout === 'scores') {
+      if (shape.length !== 4) return `output "${name}" has shape ${shapeText(shape)} (${shape.length} dimensions), but "scores" masks are [N, classes, H, W] (4 dimensions)`;
+      if (differs(shape[1], m.labels.length)) return `output "${name}" has shape ${shapeText(shape)}: ${plural(Number(shape[1]), 'class')} in the graph, but model.json has ${labelList(m.labels)}`;
+      return null;
+    }
+    if (shape.length !== 3 && shape.length !== 4) return `output "${name}" has shape ${shapeText(shape)} (${shape.length} dimensions), but "${layout}" masks are [N, H, W] or [N, 1, H, W]`;
+    if (shape.length === 4 && differs(shape[1], 1)) {
+      return `output "${name}" has shape ${shapeText(shape)}: ${plural(Number(shape[1]), 'channel')}, but a "${layout}" mask has 1 ([N, 1, H, W])${layout === 'probability' ? '; per-class scores need outputs.layout "scores"' : ''}`;
+    }
+    return null;
+  },
+  run: (m, outputs, geometry) => segmentationMeasures(m, outputs, geometry),
+};
 
 /** Per output pixel, its index into `labels`. */
 export interface ClassMap { width: number; height: number; classes: Uint16Array }

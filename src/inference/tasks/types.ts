@@ -1,3 +1,8 @@
+import type { z } from 'zod';
+import { listFew } from '../../text.js';
+import type { MeasureSpec, ModelInput } from '../manifest-fields.js';
+import type { InputGeometry } from '../preprocess.js';
+
 /**
  * What every task module works with: a model's output tensors in, measures and overlays out.
  * Task modules are pure (no I/O); the inference thread encodes and stores the overlays.
@@ -47,3 +52,46 @@ export function tensorValues(t: OutputTensor, name: string): ArrayLike<number> {
 }
 
 export const shapeText = (dims: readonly (number | string)[]): string => `[${dims.join(', ')}]`;
+
+/**
+ * One kind of model (CONTRACT.md "Model registry": adding a model of a supported task is adding a
+ * folder). A task is one module under tasks/ and one line in tasks/index.ts: its manifest schema,
+ * the measures it yields, the outputs it reads and the shapes it accepts, and how outputs become
+ * measures and overlays.
+ */
+export interface ModelTask<M extends TaskManifest = TaskManifest> {
+  readonly name: M['task'];
+  /** The whole manifest of this task (strict: an unknown key is an error), `measures` filled in. */
+  readonly schema: z.ZodType<M>;
+  /** What a model with this manifest yields, in a stable order, with the values it promises. */
+  measures(manifest: M): MeasureSpec[];
+  /** The output names the task reads. */
+  outputNames(manifest: M): string[];
+  /**
+   * What is wrong with output `name` having `shape` (from the graph, where symbolic dimensions are
+   * strings, or from a run), or null when the task can use it.
+   */
+  checkOutput(manifest: M, name: string, shape: readonly (number | string)[]): string | null;
+  /** A model's output tensors (+ where the original image lies in its input) → measures and overlays. */
+  run(manifest: M, outputs: TaskOutputs, geometry: InputGeometry): TaskOutput;
+}
+
+/** What every task's manifest has (manifest-fields.ts `commonFields`, after defaults). */
+export interface TaskManifest {
+  task: string;
+  id: string;
+  version: string;
+  file: string;
+  sha256: string;
+  measures: string[];
+  input: ModelInput;
+  card: { description: string; data: string; method: string; reproduce: string; metrics: Record<string, unknown>; license: string };
+}
+
+/** `3 labels (scratch, dent, crack)`, long lists cut short. */
+export const labelList = (labels: readonly string[]) => `${plural(labels.length, 'label')} (${listFew(labels)})`;
+
+export const plural = (n: number, word: string) => `${n} ${n === 1 ? word : word.endsWith('s') ? `${word}es` : `${word}s`}`;
+
+/** Whether a graph dimension is known and differs from `want`. */
+export const differs = (dim: number | string | undefined, want: number) => typeof dim === 'number' && dim !== want;
