@@ -10,5 +10,5 @@ COPY fixtures ./fixtures
 RUN mkdir -p /data && chown node /data
 ENV NODE_ENV=production
 USER node
-ENTRYPOINT ["node", "dist/cli.js"]
+ENTRYPOINT ["node", "dist/app/cli.js"]
 CMD ["start"]

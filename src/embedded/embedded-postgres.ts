@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
-import type { Logger } from '../logger.js';
+import type { Logger } from '../app/logger.js';
 import { freePort, type RunningService } from './embedded-services.js';
 
 const run = promisify(execFile);

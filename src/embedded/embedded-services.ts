@@ -1,6 +1,6 @@
 import net from 'node:net';
 import { Aedes } from 'aedes';
-import type { Logger } from '../logger.js';
+import type { Logger } from '../app/logger.js';
 
 /**
  * The embedded MQTT broker for a first run and for tests (CONTRACT.md: without MQTT_URL, `visq

@@ -1,7 +1,7 @@
 import { Router } from 'express';
 import { z } from 'zod';
-import { listAuditEntries } from '../traceability/audit-trail.js';
-import type { Database } from '../traceability/database.js';
+import { listAuditEntries } from '../db/audit-trail.js';
+import type { Database } from '../db/database.js';
 import { role } from './auth.js';
 import { parseOr400 } from './errors.js';
 

@@ -1,9 +1,9 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { hasRole, type Principal, type Role } from '../access/roles.js';
-import type { Database } from '../traceability/database.js';
-import { findSession, type Session } from '../traceability/sessions.js';
-import { authenticate } from '../traceability/stations-and-users.js';
+import type { Database } from '../db/database.js';
+import { findSession, type Session } from '../db/sessions.js';
+import { authenticate } from '../db/stations-and-users.js';
 import { HttpError } from './errors.js';
 
 declare module 'express-serve-static-core' {

@@ -1,6 +1,6 @@
 import type { ErrorRequestHandler } from 'express';
 import type { z } from 'zod';
-import type { Logger } from '../logger.js';
+import type { Logger } from '../app/logger.js';
 import { describeIssues } from '../validation-issues.js';
 
 /** An error a client caused or can act on; becomes `{"error": {"code", "message"}}`. */

@@ -1,5 +1,5 @@
 import { Router } from 'express';
-import type { ReviewChanges } from '../traceability/review-changes.js';
+import type { ReviewChanges } from '../db/review-changes.js';
 import { role } from './auth.js';
 
 /** `GET /v1/events`: the review queue's changes as server-sent events, so queues update without reloading. */

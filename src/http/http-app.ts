@@ -5,7 +5,7 @@ import express, { type Express, type Response } from 'express';
 import helmet from 'helmet';
 import { pinoHttp } from 'pino-http';
 import { randomUUID } from 'node:crypto';
-import type { ReviewChanges } from '../traceability/review-changes.js';
+import type { ReviewChanges } from '../db/review-changes.js';
 import { auditRoutes } from './audit-routes.js';
 import { authenticated } from './auth.js';
 import { eventRoutes } from './events-routes.js';

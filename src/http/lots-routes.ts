@@ -2,8 +2,8 @@ import { Router } from 'express';
 import { z } from 'zod';
 import { lotStatistics } from '../quality/lot-statistics.js';
 import { lotReportCsv, writeLotReportPdf } from '../reports/lot-report.js';
-import type { Database } from '../traceability/database.js';
-import { findLot, listLotParts, listLots, listLotTrace } from '../traceability/inspections.js';
+import type { Database } from '../db/database.js';
+import { findLot, listLotParts, listLots, listLotTrace } from '../db/inspections.js';
 import { role, username } from './auth.js';
 import { HttpError, parseOr400 } from './errors.js';
 

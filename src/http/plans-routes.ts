@@ -2,9 +2,9 @@ import express, { Router } from 'express';
 import { z } from 'zod';
 import { diffPlans } from '../quality/plan-diff.js';
 import { validateQualityPlan } from '../quality/quality-plan.js';
-import type { Database } from '../traceability/database.js';
-import { findCurrentPlan, listCurrentPlans, listPlanVersions, storePlanVersion } from '../traceability/quality-plans.js';
-import { note } from '../traceability/trace-fields.js';
+import type { Database } from '../db/database.js';
+import { findCurrentPlan, listCurrentPlans, listPlanVersions, storePlanVersion } from '../db/quality-plans.js';
+import { note } from '../inspection/trace-fields.js';
 import { role, username } from './auth.js';
 import { HttpError, parseOr400 } from './errors.js';
 

@@ -8,7 +8,7 @@ import { workerData } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
 import sharp from 'sharp';
 import { FilesystemImageStore } from '../images/image-store.js';
-import { PreparedInputs } from '../images/prepared-inputs.js';
+import { PreparedInputs } from './prepared-inputs.js';
 import { dryRun, outOfRange } from './dry-run.js';
 import { measureSpecs, taskOf, type Manifest } from './manifest.js';
 import { geometryFor, pixelCount, pixelsKey, pixelsToTensor, preparePixels, UnusableImageError, type PreparedPixels } from './preprocess.js';

@@ -1,12 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import mqtt, { type MqttClient } from 'mqtt';
 import pg from 'pg';
-import type { Logger } from '../logger.js';
-import type { Metrics } from '../ops/metrics.js';
-import { stationContextSchema } from '../traceability/trace-fields.js';
-import type { Database } from '../traceability/database.js';
-import { countUnsent, fetchUnsent, markSent, type OutboxMessage } from '../traceability/outbox.js';
-import { saveStationContext } from '../traceability/stations-and-users.js';
+import type { Logger } from '../app/logger.js';
+import type { Metrics } from '../app/metrics.js';
+import { stationContextSchema } from '../inspection/trace-fields.js';
+import type { Database } from '../db/database.js';
+import { countUnsent, fetchUnsent, markSent, type OutboxMessage } from '../db/outbox.js';
+import { saveStationContext } from '../db/stations-and-users.js';
 import { describeIssues } from '../validation-issues.js';
 
 export interface MesLinkOptions {

@@ -8,7 +8,7 @@ import { readdir, rm } from 'node:fs/promises';
 import { join, relative, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { InvalidArgumentError, type Command } from 'commander';
-import { InputError } from '../cli-errors.js';
+import { InputError } from '../app/cli-errors.js';
 import { measureSpecs, type MeasureSpec } from '../inference/manifest.js';
 import { loadModelFolder, ModelLoadError, type RegisteredModel } from '../inference/model-registry.js';
 import { evaluateAnomalyModel, readManifest, type EvaluationResult } from './evaluate.js';

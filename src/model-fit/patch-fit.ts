@@ -2,7 +2,7 @@
  * Fitting the patch model's parameters from good images: the PCA of each scale's patches, the
  * colour weight, and the memory bank of good descriptors.
  */
-import { Random } from '../fixtures/random.js';
+import { Random } from './random.js';
 import { symmetricEigen } from './linear-algebra.js';
 import { channelMajorToRows, greedyCoreset, selectMemoryBank, takeRows } from './memory-bank.js';
 

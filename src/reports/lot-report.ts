@@ -1,7 +1,7 @@
 import PDFDocument from 'pdfkit';
 import { stringify } from 'csv-stringify/sync';
 import type { LotStatistics } from '../quality/lot-statistics.js';
-import type { InspectionDocument } from '../traceability/inspection-document.js';
+import type { InspectionDocument } from '../inspection/inspection-document.js';
 
 /**
  * The lot's traceability report: for every part, what it was judged by (images, models, plan

@@ -1,13 +1,12 @@
-import { execFile } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import type * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ClassificationManifest } from '../../src/inference/manifest.js';
 import { loadRegistry } from '../../src/inference/model-registry.js';
-import { heldOutMetrics, listSet, openSession, runClassifier, type HeldOutMetrics } from '../../scripts/train-defect-classifier/lib.js';
+import { heldOutMetrics, listSet, openSession, runClassifier, type HeldOutMetrics } from '../../tools/train-defect-classifier/lib.js';
+import { main as generateCli } from '../../tools/fixtures/generate.js';
 import { repoRoot } from '../support/visq.js';
 
 /**
@@ -15,7 +14,7 @@ import { repoRoot } from '../support/visq.js';
  * held-out set from the fixture generator (a seed no build uses: the build's sets are 4101, 4202,
  * 4303), run through onnxruntime-node exactly as a worker runs it (the manifest's input spec,
  * toInputTensor, the classification task's measures), must score far above chance and near the
- * figures its model card claims. Rebuild the model with scripts/train-defect-classifier/build.sh.
+ * figures its model card claims. Rebuild the model with tools/train-defect-classifier/build.sh.
  */
 const SEED = 4404;
 const PER_CLASS = 10;
@@ -36,10 +35,9 @@ beforeAll(async () => {
   card = manifest.card.metrics as typeof card;
 
   dir = await mkdtemp(path.join(os.tmpdir(), 'visq-defect-classifier-'));
-  await promisify(execFile)(process.execPath, [
-    path.join(repoRoot, 'dist', 'fixtures', 'generate.js'), '--out', dir, '--part', 'machined-surface',
-    '--good', String(PER_CLASS), '--bad', String(PER_CLASS), '--seed', String(SEED), '--quiet',
-  ]);
+  // The generator's own command line (`npx tsx tools/fixtures/generate.ts …`), in this process.
+  const generated = await generateCli(['--out', dir, '--part', 'machined-surface', '--good', String(PER_CLASS), '--bad', String(PER_CLASS), '--seed', String(SEED), '--quiet']);
+  if (generated !== 0) throw new Error(`the fixture generator exited ${generated}`);
   session = await openSession(model.onnxPath);
   const { predictions } = await runClassifier(manifest, session, await listSet(dir, manifest.labels));
   measured = heldOutMetrics(manifest.labels, predictions);
@@ -56,7 +54,7 @@ describe('the shipped defect classifier', () => {
     expect(manifest.labels).toEqual(LABELS);
     expect(manifest.measures).toEqual([...LABELS.map((l) => `prob:${l}`), 'top_label']);
     expect(manifest.input).toMatchObject({ name: 'input', layout: 'NCHW', channels: 'RGB', resize: 'stretch' });
-    expect(manifest.card.reproduce).toBe('bash scripts/train-defect-classifier/build.sh');
+    expect(manifest.card.reproduce).toBe('bash tools/train-defect-classifier/build.sh');
     for (const key of ['accuracy', 'macro_f1', 'auroc_good_vs_defect'] as const) expect(card[key]).toBeGreaterThan(0.9);
   });
 

@@ -55,7 +55,7 @@ describe('visq demo', () => {
     }
 
     const run = (args: string[], env: Record<string, string> = {}): Promise<CliResult> => new Promise((resolve) => {
-      const child = spawn(process.execPath, [path.join(checkout, 'dist', 'cli.js'), ...args], { cwd: checkout, env: { PATH: process.env.PATH, ...env } });
+      const child = spawn(process.execPath, [path.join(checkout, 'dist', 'app', 'cli.js'), ...args], { cwd: checkout, env: { PATH: process.env.PATH, ...env } });
       let stdout = '';
       let stderr = '';
       child.stdout.on('data', (d) => (stdout += d));

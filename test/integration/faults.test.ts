@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, describe, expect, inject, it } from 'vitest';
 import { startMosquitto, until } from '../support/services.js';
 import { cliJson, createTestDatabase, fixture, MesClient, postImage, startVisq, testEnv, type VisqProcess } from '../support/visq.js';
 

@@ -6,7 +6,7 @@ import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { writeDataset } from '../../src/fixtures/index.js';
+import { writeDataset } from '../../tools/fixtures/index.js';
 import { loadRegistry } from '../../src/inference/model-registry.js';
 import { cli, type CliResult } from '../support/visq.js';
 

@@ -3,10 +3,10 @@ import { readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { freePort, type RunningService } from '../../src/embedded/embedded-services.js';
 import { startEmbeddedPostgres } from '../../src/embedded/embedded-postgres.js';
-import { createLogger } from '../../src/logger.js';
+import { createLogger } from '../../src/app/logger.js';
 import { redisUp, startMosquitto, startProgram, until, type Stop } from '../support/services.js';
 import { cliJson, fixture, MesClient, startVisq, testEnv, type VisqProcess } from '../support/visq.js';
 

@@ -5,7 +5,7 @@ import type { TestProject } from 'vitest/node';
 import pg from 'pg';
 import { startEmbeddedBroker } from '../../src/embedded/embedded-services.js';
 import { startEmbeddedPostgres } from '../../src/embedded/embedded-postgres.js';
-import { createLogger } from '../../src/logger.js';
+import { createLogger } from '../../src/app/logger.js';
 import { mqttUp, redisUp, startMosquitto, startRedis, type Stop } from './services.js';
 
 /**

@@ -10,7 +10,7 @@ import { freePort } from '../../src/embedded/embedded-services.js';
 import { until } from './services.js';
 
 export const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
-const cliPath = path.join(repoRoot, 'dist', 'cli.js');
+const cliPath = path.join(repoRoot, 'dist', 'app', 'cli.js');
 
 export const fixture = (...parts: string[]) => path.join(repoRoot, 'fixtures', ...parts);
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { chainEntry, genesisHash, verifyChain, type AuditEntry } from '../../src/traceability/audit-chain.js';
+import { chainEntry, genesisHash, verifyChain, type AuditEntry } from '../../src/db/audit-chain.js';
 
 function trail(n: number): AuditEntry[] {
   const entries: AuditEntry[] = [];

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from '../../src/config.js';
+import { ConfigError, loadConfig } from '../../src/app/config.js';
 
 describe('loadConfig', () => {
   it('has the contract\'s defaults', () => {

@@ -3,8 +3,8 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, describe, expect, it } from 'vitest';
-import { main as generateCli } from '../../src/fixtures/generate.js';
-import { PART_TYPES, encodeRgbPng, generatePart, hashSeed, mulberry32, writeDataset, type PartType } from '../../src/fixtures/index.js';
+import { main as generateCli } from '../../tools/fixtures/generate.js';
+import { PART_TYPES, encodeRgbPng, generatePart, hashSeed, mulberry32, writeDataset, type PartType } from '../../tools/fixtures/index.js';
 
 const SIZE = 96; // small images keep the suite fast; defect sizes follow the image size
 const partTypes = Object.keys(PART_TYPES) as PartType[];

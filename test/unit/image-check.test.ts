@@ -1,6 +1,6 @@
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
-import { checkImage } from '../../src/images/image-check.js';
+import { checkImage } from '../../src/inference/input-check.js';
 import { modelInputSchema } from '../../src/inference/manifest-fields.js';
 import { pngBomb } from '../support/images.js';
 

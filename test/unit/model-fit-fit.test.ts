@@ -6,7 +6,7 @@ import onnxProto from 'onnx-proto';
 import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { anomalyManifestSchema } from '../../src/inference/tasks/anomaly.js';
-import { writeDataset, type DatasetFiles } from '../../src/fixtures/index.js';
+import { writeDataset, type DatasetFiles } from '../../tools/fixtures/index.js';
 import { evaluateAnomalyModel, fitAnomalyModel, type FitAnomalyModelResult } from '../../src/model-fit/index.js';
 import { loadImageTensor } from '../../src/model-fit/preprocess.js';
 

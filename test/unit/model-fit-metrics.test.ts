@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { auroc, bestF1Threshold, confusionAt, f1Score, quantile } from '../../src/model-fit/metrics.js';
-import { Random } from '../../src/fixtures/random.js';
+import { Random } from '../../src/model-fit/random.js';
 
 describe('auroc', () => {
   it.each([

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Random } from '../../src/fixtures/random.js';
+import { Random } from '../../src/model-fit/random.js';
 import { defectTypeOf, findMasks, idFromFolder, listImages, maskCandidates } from '../../src/model-fit/image-folders.js';
 import { symmetricEigen } from '../../src/model-fit/linear-algebra.js';
 import { channelMajorToRows, greedyCoreset, nearestDistance, selectMemoryBank } from '../../src/model-fit/memory-bank.js';

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
-import { checkImage } from '../../src/images/image-check.js';
+import { checkImage } from '../../src/inference/input-check.js';
 import { modelInputSchema } from '../../src/inference/manifest-fields.js';
 import { geometryFor, preparePixels } from '../../src/inference/preprocess.js';
 import { decodeYolo, nonMaxSuppression } from '../../src/inference/tasks/detection.js';
@@ -10,7 +10,7 @@ import { repoRoot } from '../support/visq.js';
 
 /**
  * visq's preprocessing against numbers computed by the tools models are made with — OpenCV,
- * Pillow/torchvision, Ultralytics' NMS — written by scripts/reference-preprocessing/make.py into
+ * Pillow/torchvision, Ultralytics' NMS — written by tools/reference-preprocessing/make.py into
  * fixtures/reference (see its README for versions and calls).
  */
 const reference = (name: string) => path.join(repoRoot, 'fixtures', 'reference', name);

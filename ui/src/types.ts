@@ -14,11 +14,11 @@ import type { Verdict } from '../../src/quality/decision.js';
 import type { LotStatistics } from '../../src/quality/lot-statistics.js';
 
 export type { Verdict, DispositionDecision as Decision, CharacteristicResult as CharResult, EvaluatedCharacteristic as CharacteristicResult } from '../../src/quality/decision.js';
-export type { InspectionDocument as Inspection, Disposition } from '../../src/traceability/inspection-document.js';
+export type { InspectionDocument as Inspection, Disposition } from '../../src/inspection/inspection-document.js';
 export type Severity = import('../../src/quality/decision.js').EvaluatedCharacteristic['severity'];
 export type OverlayKind = 'anomaly_map' | 'mask' | 'boxes';
-export type Overlay = import('../../src/traceability/inspection-document.js').InspectionDocument['overlays'][number];
-export type ImageRef = import('../../src/traceability/inspection-document.js').InspectionDocument['images'][number];
+export type Overlay = import('../../src/inspection/inspection-document.js').InspectionDocument['overlays'][number];
+export type ImageRef = import('../../src/inspection/inspection-document.js').InspectionDocument['images'][number];
 
 export interface Boxes {
   width: number;

@@ -1,0 +1,243 @@
+#!/usr/bin/env node
+import { readFile } from 'node:fs/promises';
+import os from 'node:os';
+import readline from 'node:readline';
+import { Command, CommanderError, Option } from 'commander';
+import { roles, type Role } from '../access/roles.js';
+import { InputError } from './cli-errors.js';
+import { ConfigError, loadConfig } from './config.js';
+import { ModelLoadError, loadRegistry, measureCatalog } from '../inference/model-registry.js';
+import { createLogger } from './logger.js';
+import { registerModelCommands } from '../model-fit/commands.js';
+import { createMetrics } from './metrics.js';
+import { validateQualityPlan } from '../quality/quality-plan.js';
+import { openDatabase, openQueueBackend, openRegistry, resolveDatabaseUrl, resolveMqttUrl, runAll, runApi, runWorker, Runtime, UsageError } from './runtime.js';
+import { storePlanVersion } from '../db/quality-plans.js';
+import { AlreadyExistsError, NotFoundError, addStation, addUser, setPassword } from '../db/stations-and-users.js';
+import { verifyAuditTrail } from '../db/audit-verification.js';
+import { aliveSeconds, runningWorkers } from '../db/processes.js';
+import { listFew } from '../text.js';
+import type { QualityPlan } from '../quality/quality-plan.js';
+import { hashPassword, passwordProblem } from '../access/passwords.js';
+
+/**
+ * A stored plan that no running worker can evaluate decides every part REVIEW: say so when it is
+ * stored, not when parts pile up in review.
+ */
+function planWarnings(plan: QualityPlan, workers: Awaited<ReturnType<typeof runningWorkers>>): string[] {
+  const named = [...new Set(plan.characteristics.map((c) => c.model))];
+  if (workers.length === 0) return [`no visq worker is running now (none seen in the last ${aliveSeconds} s); inspections of ${plan.partNumber} wait until one starts`];
+  return named.flatMap((id) => {
+    const having = workers.filter((w) => w.models.some((m) => m.id === id));
+    if (having.length === 0) {
+      return [`model "${id}" is not loaded by any running worker (${workers.length} running; they have ${listFew([...new Set(workers.flatMap((w) => w.models.map((m) => m.id)))])}): inspections of ${plan.partNumber} are decided REVIEW until workers with it are started`];
+    }
+    return having.length < workers.length ? [`model "${id}" is loaded by ${having.length} of ${workers.length} running workers: parts that reach the others are decided REVIEW`] : [];
+  });
+}
+
+/** Who the audit trail names for changes made at the command line. */
+function cliActor(): string {
+  try {
+    return `cli:${os.userInfo().username}`;
+  } catch {
+    // A container may run under a uid with no account (Kubernetes runAsUser).
+    return `cli:uid-${process.getuid?.() ?? 'unknown'}`;
+  }
+}
+
+/** A password from stdin (one line), or typed at a prompt without echo when stdin is a terminal. */
+async function readPassword(): Promise<string> {
+  let password: string;
+  if (process.stdin.isTTY) {
+    const rl = readline.createInterface({ input: process.stdin, output: process.stderr, terminal: true });
+    process.stderr.write('Password: ');
+    // Typed characters are not echoed.
+    (rl as unknown as { _writeToOutput: (s: string) => void })._writeToOutput = () => {};
+    password = await new Promise<string>((resolve) => rl.question('', resolve));
+    rl.close();
+    process.stderr.write('\n');
+  } else {
+    const chunks: Buffer[] = [];
+    for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+    password = Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+  }
+  const problem = passwordProblem(password);
+  if (problem) throw new InputError(problem);
+  return password;
+}
+
+
+function runtime(component: string, quiet = false): Runtime {
+  const config = loadConfig();
+  // Admin commands print JSON on stdout; their logs go to stderr and stay quiet.
+  const log = quiet ? createLogger('warn', { component }, 2) : createLogger(config.logLevel, { component });
+  return new Runtime(config, log, createMetrics());
+}
+
+/** Runs until SIGINT/SIGTERM, then stops everything in order. */
+async function serve(rt: Runtime, start: () => Promise<void>): Promise<void> {
+  let stopping = false;
+  const shutdown = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    rt.log.info({ signal }, 'shutting down: finishing jobs in hand and flushing verdicts');
+    await rt.stop();
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  try {
+    await start();
+  } catch (err) {
+    await rt.stop();
+    throw err;
+  }
+}
+
+/** Runs an admin command against the database, then stops whatever it started. */
+async function withDatabase<T>(work: (rt: Runtime, db: Awaited<ReturnType<typeof openDatabase>>) => Promise<T>): Promise<T> {
+  const rt = runtime('cli', true);
+  try {
+    const url = await resolveDatabaseUrl(rt, true);
+    const db = await openDatabase(rt, url, 10);
+    return await work(rt, db);
+  } finally {
+    await rt.stop();
+  }
+}
+
+const program = new Command('visq')
+  .description('AI visual inspection: camera images → ONNX defect models → quality-plan verdicts → MES over MQTT')
+  .version('0.1.0')
+  .showHelpAfterError()
+  .exitOverride();
+
+program.command('start').description('API, inspection workers and MQTT relay in one process (embedded PostgreSQL and broker unless DATABASE_URL / MQTT_URL are set)')
+  .action(async () => {
+    const rt = runtime('start');
+    await serve(rt, async () => { await runAll(rt); });
+  });
+
+program.command('api').description('the HTTP API and the MES link alone (needs DATABASE_URL and MQTT_URL; REDIS_URL for a Redis queue)')
+  .action(async () => {
+    const rt = runtime('api');
+    await serve(rt, async () => {
+      const registry = await openRegistry(rt);
+      const databaseUrl = await resolveDatabaseUrl(rt, false);
+      const mqttUrl = await resolveMqttUrl(rt, false);
+      const db = await openDatabase(rt, databaseUrl);
+      await runApi(rt, db, await openQueueBackend(rt, databaseUrl), registry, databaseUrl, mqttUrl);
+    });
+  });
+
+program.command('worker').description('inspection workers alone (needs DATABASE_URL; REDIS_URL for a Redis queue); run as many as you like')
+  .action(async () => {
+    const rt = runtime('worker');
+    await serve(rt, async () => {
+      const registry = await openRegistry(rt);
+      const databaseUrl = await resolveDatabaseUrl(rt, false);
+      const db = await openDatabase(rt, databaseUrl);
+      await runWorker(rt, db, await openQueueBackend(rt, databaseUrl), registry);
+    });
+  });
+
+program.command('migrate').description('create or upgrade the database schema (idempotent)')
+  .action(async () => {
+    await withDatabase(async () => {});
+    process.stdout.write(`${JSON.stringify({ migrated: true })}\n`);
+  });
+
+const station = program.command('station').description('camera stations');
+station.command('add <stationId>').description('register a camera station; prints its API key once')
+  .requiredOption('--line <line>', 'production line id')
+  .option('--site <site>', 'site id (default: VISQ_SITE)')
+  .action(async (stationId: string, opts: { line: string; site?: string }) => {
+    const level = /^[A-Za-z0-9_-]{1,64}$/;
+    for (const [what, v] of [['stationId', stationId], ['--line', opts.line], ['--site', opts.site ?? 'site1']] as const) {
+      if (!level.test(v)) throw new InputError(`${what} "${v}": 1–64 letters, digits, "_" or "-" (it is an MQTT topic level)`);
+    }
+    const out = await withDatabase((rt, db) => addStation(db, cliActor(), stationId, opts.site ?? rt.config.site, opts.line));
+    process.stdout.write(`${JSON.stringify(out)}\n`);
+  });
+
+const user = program.command('user').description('people');
+const usernamePattern = /^[A-Za-z0-9_.@-]{1,64}$/;
+user.command('add <username>').description('create an account; prints a personal API token once')
+  .addOption(new Option('--role <role>', 'what the person may do').choices(roles as string[]).makeOptionMandatory())
+  .option('--name <full name>', 'the printed name electronic signatures show (default: the username)')
+  .option('--password-stdin', 'read a password for the review workbench from stdin (needed to sign in and to sign dispositions)')
+  .action(async (username: string, opts: { role: Role; name?: string; passwordStdin?: boolean }) => {
+    if (!usernamePattern.test(username)) throw new InputError(`username "${username}": 1–64 letters, digits or "_.@-"`);
+    const fullName = opts.name?.trim() || null;
+    if (fullName !== null && fullName.length > 200) throw new InputError('--name: at most 200 characters');
+    const passwordHash = opts.passwordStdin ? await hashPassword(await readPassword()) : null;
+    const out = await withDatabase((_rt, db) => addUser(db, cliActor(), { username, role: opts.role, fullName, passwordHash }));
+    process.stdout.write(`${JSON.stringify(out)}\n`);
+  });
+user.command('passwd <username>').description("set or reset a person's password (from stdin, or typed at a prompt); ends their sessions")
+  .action(async (username: string) => {
+    const passwordHash = await hashPassword(await readPassword());
+    await withDatabase((_rt, db) => setPassword(db, cliActor(), username, passwordHash));
+    process.stdout.write(`${JSON.stringify({ username, passwordSet: true })}\n`);
+  });
+
+const plan = program.command('plan').description('quality plans');
+plan.command('apply <file>').description('validate a quality plan (JSON) and store it as a new version')
+  .option('--reason <why>', 'why this version was made (kept in the audit trail)')
+  .action(async (file: string, opts: { reason?: string }) => {
+    let doc: unknown;
+    try {
+      doc = JSON.parse(await readFile(file, 'utf8'));
+    } catch (err) {
+      throw new InputError(`cannot read ${file} as JSON: ${(err as Error).message}`);
+    }
+    const config = loadConfig();
+    const checked = validateQualityPlan(doc, measureCatalog(await loadRegistry(config.modelsDir)));
+    if (!checked.ok) throw new InputError(`invalid quality plan ${file}:\n  ${checked.problems.join('\n  ')}`);
+    const { stored, workers } = await withDatabase(async (_rt, db) => ({
+      stored: await storePlanVersion(db, checked.plan, cliActor(), opts.reason ?? null),
+      workers: await runningWorkers(db),
+    }));
+    for (const warning of planWarnings(checked.plan, workers)) process.stderr.write(`visq: warning: ${warning}\n`);
+    process.stdout.write(`${JSON.stringify({ partNumber: stored.partNumber, operation: stored.operation, version: stored.version })}\n`);
+  });
+
+program.command('demo').description('run a demo lot of fixture images through the whole pipeline and print what the MES received')
+  .option('--images <n>', 'how many fixture images to send', '12')
+  .action(async (opts: { images: string }) => {
+    const { runDemo } = await import('./demo.js');
+    const n = Number(opts.images);
+    if (!Number.isInteger(n) || n < 1) throw new InputError('--images must be a positive integer');
+    await runDemo(n);
+  });
+
+const audit = program.command('audit').description('the audit trail');
+audit.command('verify').description('check the audit trail\'s hash chain; exit 1 and name each changed or deleted entry')
+  .action(async () => {
+    const report = await withDatabase((_rt, db) => verifyAuditTrail(db));
+    process.stdout.write(`${JSON.stringify(report)}\n`);
+    if (!report.intact) {
+      for (const p of report.problems) process.stderr.write(`visq: audit trail: ${p}\n`);
+      process.exitCode = 1;
+    }
+  });
+
+registerModelCommands(program);
+
+// A reader that goes away (`visq model check … | head`) ends the output, not the process with a stack trace.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+  throw err;
+});
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (err instanceof CommanderError) {
+    process.exit(err.exitCode === 0 ? 0 : 2);
+  }
+  const usage = err instanceof InputError || err instanceof ConfigError || err instanceof UsageError || err instanceof AlreadyExistsError || err instanceof NotFoundError;
+  process.stderr.write(`visq: ${err instanceof ModelLoadError ? 'model registry: ' : ''}${(err as Error).message}\n`);
+  process.exit(usage ? 2 : 1);
+}

@@ -1,0 +1,105 @@
+import path from 'node:path';
+import { z } from 'zod';
+import { describeIssues } from '../validation-issues.js';
+
+/** A configuration problem: the message names the environment variable. */
+export class ConfigError extends Error {}
+
+const url = (protocols: string[]) =>
+  z
+    .string()
+    .refine((v) => {
+      try {
+        return protocols.includes(new URL(v).protocol);
+      } catch {
+        return false;
+      }
+    }, `must be a URL starting with ${protocols.map((p) => `${p}//`).join(' or ')}`);
+
+const port = z.coerce.number().int().min(0).max(65535);
+const positiveInt = z.coerce.number().int().positive();
+
+const envSchema = z.object({
+  REDIS_URL: url(['redis:', 'rediss:']).optional(),
+  DATABASE_URL: url(['postgres:', 'postgresql:']).optional(),
+  MQTT_URL: url(['mqtt:', 'mqtts:', 'tcp:', 'ssl:', 'ws:', 'wss:']).optional(),
+  VISQ_HTTP_PORT: port.default(8080),
+  VISQ_HTTP_HOST: z.string().min(1).default('0.0.0.0'),
+  VISQ_DATA_DIR: z.string().min(1).default('./data'),
+  VISQ_MODELS_DIR: z.string().min(1).default('./models'),
+  VISQ_SITE: z.string().regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, "_" or "-" (it is an MQTT topic level)').default('site1'),
+  VISQ_TOPIC_PREFIX: z.string().regex(/^[A-Za-z0-9_/-]+$/, 'letters, digits, "_", "-" or "/"').default('visq'),
+  /** Port of the embedded PostgreSQL when DATABASE_URL is unset; 0 picks a free one. */
+  VISQ_EMBEDDED_PG_PORT: port.default(54329),
+  /** Port of the embedded MQTT broker when MQTT_URL is unset; 0 picks a free one. */
+  VISQ_EMBEDDED_MQTT_PORT: port.default(1883),
+  VISQ_MAX_IMAGE_BYTES: positiveInt.default(25 * 1024 * 1024),
+  VISQ_MAX_IMAGE_PIXELS: positiveInt.default(50_000_000),
+  VISQ_MAX_IMAGES_PER_INSPECTION: positiveInt.default(8),
+  /** Inference threads per worker process; defaults to the number of cores. */
+  VISQ_INFERENCE_THREADS: positiveInt.optional(),
+  /** Jobs one worker process holds at once (preprocessing of the next overlaps inference). */
+  VISQ_WORKER_CONCURRENCY: positiveInt.optional(),
+  /** With backoff from 2 s doubling, 5 tries span about 30 s: a database restart does not turn into REVIEW verdicts. */
+  VISQ_JOB_ATTEMPTS: positiveInt.default(5),
+  /** An inspection still undecided this long after upload is checked for a lost or failed job. */
+  VISQ_RECONCILE_AFTER_SECONDS: positiveInt.default(30),
+  /** Namespace of the queue's keys in a shared Redis. */
+  VISQ_QUEUE_PREFIX: z.string().regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, "_" or "-"').default('visq'),
+  /** How long a worker's claim on a job lasts; a killed worker's jobs are retried after about this long. */
+  VISQ_JOB_LOCK_MS: positiveInt.default(30_000),
+  /** Uploads get 503 with Retry-After while more inspections than this wait in the queue. */
+  VISQ_MAX_QUEUE_DEPTH: positiveInt.default(5000),
+  /** Uploads per second one station may make (each API process counts on its own). */
+  VISQ_STATION_RATE_LIMIT: positiveInt.default(50),
+  /** How long a starting process waits for an unreachable database or Redis before it exits 1. */
+  VISQ_STARTUP_WAIT_SECONDS: z.coerce.number().int().min(0).default(60),
+  /** Which proxies' X-Forwarded-* headers to believe (express "trust proxy"): a TLS proxy on another host must be named here. */
+  VISQ_TRUST_PROXY: z.string().min(1).default('loopback').transform((v) => (/^\d+$/.test(v) ? Number(v) : v)),
+  /** How long a workbench sign-in lasts (a shift and some). */
+  VISQ_SESSION_HOURS: positiveInt.default(12),
+  VISQ_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+
+export type Config = ReturnType<typeof loadConfig>;
+
+/** Reads the environment once into one typed object; a bad value is an error naming its variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
+  const parsed = envSchema.safeParse(env);
+  if (!parsed.success) {
+    const problems = describeIssues(parsed.error);
+    throw new ConfigError(`invalid configuration: ${problems.join('; ')}`);
+  }
+  const e = parsed.data;
+  const dataDir = path.resolve(e.VISQ_DATA_DIR);
+  return {
+    redisUrl: e.REDIS_URL,
+    databaseUrl: e.DATABASE_URL,
+    mqttUrl: e.MQTT_URL,
+    http: { port: e.VISQ_HTTP_PORT, host: e.VISQ_HTTP_HOST },
+    dataDir,
+    imageDir: path.join(dataDir, 'images'),
+    preparedDir: path.join(dataDir, 'prepared'),
+    modelsDir: path.resolve(e.VISQ_MODELS_DIR),
+    site: e.VISQ_SITE,
+    topicPrefix: e.VISQ_TOPIC_PREFIX,
+    embedded: { postgresPort: e.VISQ_EMBEDDED_PG_PORT, mqttPort: e.VISQ_EMBEDDED_MQTT_PORT },
+    limits: {
+      imageBytes: e.VISQ_MAX_IMAGE_BYTES,
+      imagePixels: e.VISQ_MAX_IMAGE_PIXELS,
+      imagesPerInspection: e.VISQ_MAX_IMAGES_PER_INSPECTION,
+    },
+    inferenceThreads: e.VISQ_INFERENCE_THREADS,
+    workerConcurrency: e.VISQ_WORKER_CONCURRENCY,
+    jobAttempts: e.VISQ_JOB_ATTEMPTS,
+    reconcileAfterSeconds: e.VISQ_RECONCILE_AFTER_SECONDS,
+    queuePrefix: e.VISQ_QUEUE_PREFIX,
+    jobLockMs: e.VISQ_JOB_LOCK_MS,
+    logLevel: e.VISQ_LOG_LEVEL,
+    startupWaitSeconds: e.VISQ_STARTUP_WAIT_SECONDS,
+    maxQueueDepth: e.VISQ_MAX_QUEUE_DEPTH,
+    stationRateLimit: e.VISQ_STATION_RATE_LIMIT,
+    sessionHours: e.VISQ_SESSION_HOURS,
+    trustProxy: e.VISQ_TRUST_PROXY,
+  };
+}

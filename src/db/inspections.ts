@@ -1,0 +1,330 @@
+import { randomUUID } from 'node:crypto';
+import type pg from 'pg';
+import type { Decision, DispositionDecision } from '../quality/decision.js';
+import { finalVerdictOf, needsReview, signatureMeaning } from '../quality/decision.js';
+import type { LotPart } from '../quality/lot-statistics.js';
+import type { QualityPlan } from '../quality/quality-plan.js';
+import { appendAudit } from './audit-trail.js';
+import { inTransaction, type Database } from './database.js';
+import { verdictMessage, verdictTopic, type InspectionDocument, type ModelUsed } from '../inspection/inspection-document.js';
+
+type Queryable = pg.Pool | pg.PoolClient;
+
+export interface NewInspection {
+  id: string;
+  stationId: string;
+  site: string;
+  line: string;
+  serial: string;
+  partNumber: string;
+  lotId: string;
+  workOrder: string | null;
+  operation: string | null;
+  operator: string | null;
+  capturedAt: Date;
+  idempotencyKey: string | null;
+  plan: { partNumber: string; operation: string; version: number };
+  images: { sha256: string; mediaType: string; width: number; height: number; exifOrientation: number | null }[];
+}
+
+/**
+ * Records an accepted upload. Returns the id of the inspection that holds the upload:
+ * the new one, or the earlier one with the same station and Idempotency-Key.
+ */
+export async function recordInspection(db: Database, ins: NewInspection): Promise<{ id: string; created: boolean }> {
+  // One statement (one round trip, one implicit transaction): lot, inspection and its images.
+  const inserted = await db.query(
+    `WITH lot AS (INSERT INTO lots (lot_id) VALUES ($7) ON CONFLICT DO NOTHING),
+     ins AS (
+       INSERT INTO inspections (id, station_id, site, line, serial, part_number, lot_id, work_order, operation, operator,
+         idempotency_key, captured_at, plan_part_number, plan_operation, plan_version)
+       VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15)
+       ON CONFLICT (station_id, idempotency_key) DO NOTHING RETURNING id),
+     img AS (
+       INSERT INTO inspection_images (inspection_id, view, sha256, media_type, width, height, exif_orientation)
+       SELECT ins.id, v.view - 1, v.sha256, v.media_type, v.width, v.height, v.exif_orientation
+       FROM ins, unnest($16::text[], $17::text[], $18::int[], $19::int[], $20::smallint[]) WITH ORDINALITY AS v(sha256, media_type, width, height, exif_orientation, view))
+     SELECT id FROM ins`,
+    [ins.id, ins.stationId, ins.site, ins.line, ins.serial, ins.partNumber, ins.lotId, ins.workOrder, ins.operation,
+      ins.operator, ins.idempotencyKey, ins.capturedAt, ins.plan.partNumber, ins.plan.operation, ins.plan.version,
+      ins.images.map((i) => i.sha256), ins.images.map((i) => i.mediaType), ins.images.map((i) => i.width), ins.images.map((i) => i.height), ins.images.map((i) => i.exifOrientation)],
+  );
+  if (inserted.rowCount === 1) return { id: ins.id, created: true };
+  // The same Idempotency-Key from the same station, accepted before (possibly a moment ago by a concurrent request).
+  const earlier = await findInspectionIdByIdempotencyKey(db, ins.stationId, ins.idempotencyKey!);
+  return { id: earlier!, created: false };
+}
+
+export async function findInspectionIdByIdempotencyKey(db: Queryable, stationId: string, key: string): Promise<string | null> {
+  const r = await db.query('SELECT id FROM inspections WHERE station_id = $1 AND idempotency_key = $2', [stationId, key]);
+  return (r.rows[0]?.id as string | undefined) ?? null;
+}
+
+const documentQuery = `
+  SELECT i.*, p.document AS plan_document,
+    coalesce((SELECT json_agg(json_build_object('sha256', sha256, 'width', width, 'height', height, 'mediaType', media_type, 'exifOrientation', exif_orientation) ORDER BY view)
+      FROM inspection_images WHERE inspection_id = i.id), '[]') AS images,
+    coalesce((SELECT json_agg(json_build_object('view', view, 'model', model_id, 'kind', kind, 'sha256', sha256) ORDER BY view, model_id, kind)
+      FROM inspection_artifacts WHERE inspection_id = i.id), '[]') AS overlays,
+    (SELECT json_build_object('decision', decision, 'finalVerdict', final_verdict, 'reason', reason, 'by', username,
+        'name', coalesce(signer_name, username), 'meaning', meaning, 'at', decided_at)
+      FROM dispositions WHERE inspection_id = i.id) AS disposition
+  FROM inspections i
+  JOIN quality_plans p ON p.part_number = i.plan_part_number AND p.operation = i.plan_operation AND p.version = i.plan_version`;
+
+const iso = (d: Date | string | null) => (d === null ? null : new Date(d).toISOString());
+
+function toDocument(row: any): InspectionDocument {
+  const disposition = row.disposition;
+  return {
+    id: row.id,
+    status: row.status,
+    verdict: disposition ? disposition.finalVerdict : row.verdict,
+    modelVerdict: row.verdict,
+    final: disposition !== null,
+    awaitingReview: row.needs_review && disposition === null,
+    reason: row.reason,
+    site: row.site,
+    line: row.line,
+    stationId: row.station_id,
+    serial: row.serial,
+    partNumber: row.part_number,
+    lotId: row.lot_id,
+    workOrder: row.work_order,
+    operation: row.operation,
+    operator: row.operator,
+    capturedAt: iso(row.captured_at)!,
+    receivedAt: iso(row.received_at)!,
+    decidedAt: iso(row.decided_at),
+    images: row.images,
+    characteristics: row.characteristics ?? [],
+    models: row.models ?? [],
+    plan: { partNumber: row.plan_part_number, operation: row.plan_operation || null, version: row.plan_version },
+    overlays: row.overlays,
+    disposition: disposition
+      ? { decision: disposition.decision, reason: disposition.reason, by: disposition.by, name: disposition.name, meaning: disposition.meaning, at: iso(disposition.at)! }
+      : null,
+  };
+}
+
+export async function findInspection(db: Queryable, id: string): Promise<InspectionDocument | null> {
+  const r = await db.query(`${documentQuery} WHERE i.id = $1`, [id]);
+  return r.rows[0] ? toDocument(r.rows[0]) : null;
+}
+
+/** What a worker needs to evaluate an inspection: its document as it stands, and its plan. */
+export interface InspectionWork {
+  document: InspectionDocument;
+  plan: QualityPlan;
+}
+
+/** Marks the inspection running (unless decided) and returns it, in one round trip. */
+export async function claimInspection(db: Queryable, id: string): Promise<InspectionWork | null> {
+  const r = await db.query(
+    `WITH claimed AS (UPDATE inspections SET status = 'running' WHERE id = $1 AND status = 'queued' RETURNING id)
+     ${documentQuery} WHERE i.id = $1`,
+    [id],
+  );
+  const row = r.rows[0];
+  if (!row) return null;
+  const document = toDocument(row);
+  // The statement's snapshot predates its own update.
+  if (document.status === 'queued') document.status = 'running';
+  return { document, plan: row.plan_document };
+}
+
+export interface Overlay { view: number; model: string; kind: string; sha256: string }
+
+/**
+ * Stores the decision, its overlays and its verdict message atomically (one statement). Only the
+ * first decision of an inspection counts: a retried job that finds it decided changes nothing.
+ */
+export async function recordDecision(
+  db: Queryable,
+  work: InspectionWork,
+  decision: Decision,
+  models: ModelUsed[],
+  overlays: Overlay[],
+  topicPrefix: string,
+): Promise<{ recorded: boolean; document: InspectionDocument }> {
+  const decidedAt = new Date();
+  const awaitingReview = needsReview(decision.verdict, work.plan);
+  const document: InspectionDocument = {
+    ...work.document,
+    status: 'done',
+    verdict: decision.verdict,
+    modelVerdict: decision.verdict,
+    awaitingReview,
+    reason: decision.reason,
+    decidedAt: decidedAt.toISOString(),
+    characteristics: decision.characteristics,
+    models,
+    overlays,
+  };
+  const messageId = randomUUID();
+  const r = await db.query(
+    `WITH decided AS (
+       UPDATE inspections SET status = 'done', verdict = $2, reason = $3, characteristics = $4, models = $5, decided_at = $6, needs_review = $7
+       WHERE id = $1 AND status <> 'done' RETURNING id),
+     overlays AS (
+       INSERT INTO inspection_artifacts (inspection_id, view, model_id, kind, sha256)
+       SELECT decided.id, o.view, o.model, o.kind, o.sha256 FROM decided, unnest($8::int[], $9::text[], $10::text[], $11::text[]) AS o(view, model, kind, sha256)),
+     message AS (
+       INSERT INTO outbox (message_id, inspection_id, station_id, topic, payload)
+       SELECT $12, decided.id, $13, $14, $15 FROM decided RETURNING seq)
+     -- Wakes the relay at once instead of at its next poll.
+     SELECT pg_notify('visq_outbox', '') FROM message`,
+    [work.document.id, decision.verdict, decision.reason, JSON.stringify(decision.characteristics), JSON.stringify(models), decidedAt,
+      awaitingReview,
+      overlays.map((o) => o.view), overlays.map((o) => o.model), overlays.map((o) => o.kind), overlays.map((o) => o.sha256),
+      messageId, document.stationId, verdictTopic(topicPrefix, document), JSON.stringify(verdictMessage(document, messageId, null))],
+  );
+  return { recorded: r.rowCount === 1, document };
+}
+
+async function enqueueVerdictMessage(c: Queryable, doc: InspectionDocument, supersedes: string | null, topicPrefix: string) {
+  const messageId = randomUUID();
+  await c.query('INSERT INTO outbox (message_id, inspection_id, station_id, topic, payload) VALUES ($1,$2,$3,$4,$5)',
+    [messageId, doc.id, doc.stationId, verdictTopic(topicPrefix, doc), JSON.stringify(verdictMessage(doc, messageId, supersedes))]);
+  // Wakes the relay at once instead of at its next poll.
+  await c.query(`SELECT pg_notify('visq_outbox', '')`);
+  return messageId;
+}
+
+export type DispositionOutcome =
+  | { ok: true; document: InspectionDocument }
+  | { ok: false; code: 'not_found' | 'not_decided' | 'not_awaiting_review' | 'already_disposed' };
+
+/** Who signed a disposition, and how they proved it was them. */
+export interface Signer { username: string; name: string; method: 'password' | 'token' }
+
+/** A reviewer's signed decision: makes the verdict final, queues the superseding message and audits it. */
+export async function recordDisposition(
+  db: Database,
+  id: string,
+  signer: Signer,
+  decision: DispositionDecision,
+  reason: string,
+  topicPrefix: string,
+): Promise<DispositionOutcome> {
+  return inTransaction(db, async (c) => {
+    const r = await c.query('SELECT status, needs_review FROM inspections WHERE id = $1 FOR UPDATE', [id]);
+    const row = r.rows[0];
+    if (!row) return { ok: false, code: 'not_found' };
+    if (row.status !== 'done') return { ok: false, code: 'not_decided' };
+    if (!row.needs_review) return { ok: false, code: 'not_awaiting_review' };
+    const meaning = signatureMeaning(decision);
+    const inserted = await c.query(
+      `INSERT INTO dispositions (inspection_id, decision, final_verdict, reason, username, signer_name, meaning, signed_with)
+       VALUES ($1,$2,$3,$4,$5,$6,$7,$8) ON CONFLICT DO NOTHING RETURNING decided_at`,
+      [id, decision, finalVerdictOf(decision), reason, signer.username, signer.name, meaning, signer.method],
+    );
+    if (inserted.rowCount === 0) return { ok: false, code: 'already_disposed' };
+    const previous = await c.query('SELECT message_id FROM outbox WHERE inspection_id = $1 ORDER BY seq DESC LIMIT 1', [id]);
+    const document = (await findInspection(c, id))!;
+    await enqueueVerdictMessage(c, document, previous.rows[0]?.message_id ?? null, topicPrefix);
+    await appendAudit(c, {
+      actor: signer.username, action: 'inspection.disposition', entity: `inspection:${id}`, reason,
+      details: { decision, finalVerdict: document.verdict, modelVerdict: document.modelVerdict, signer: signer.name, meaning, signedWith: signer.method, serial: document.serial, lotId: document.lotId },
+    });
+    return { ok: true, document };
+  });
+}
+
+export interface ReviewFilter { line?: string; stationId?: string; partNumber?: string; lotId?: string; olderThanSeconds?: number; limit: number }
+
+/** Inspections awaiting a person, oldest first. */
+export async function listAwaitingReview(db: Queryable, f: ReviewFilter): Promise<InspectionDocument[]> {
+  const r = await db.query(
+    `${documentQuery}
+     WHERE i.needs_review AND NOT EXISTS (SELECT 1 FROM dispositions d WHERE d.inspection_id = i.id)
+       AND ($1::text IS NULL OR i.line = $1) AND ($2::text IS NULL OR i.station_id = $2)
+       AND ($3::text IS NULL OR i.part_number = $3) AND ($4::text IS NULL OR i.lot_id = $4)
+       AND ($5::int IS NULL OR i.decided_at <= now() - make_interval(secs => $5))
+     ORDER BY i.decided_at, i.id LIMIT $6`,
+    [f.line ?? null, f.stationId ?? null, f.partNumber ?? null, f.lotId ?? null, f.olderThanSeconds ?? null, f.limit],
+  );
+  return r.rows.map(toDocument);
+}
+
+export interface LotPage {
+  lotId: string;
+  partNumbers: string[];
+  counts: { PASS: number; FAIL: number; REVIEW: number; pending: number };
+  inspections: { id: string; serial: string; verdict: string | null; final: boolean }[];
+  nextCursor: string | null;
+}
+
+/** A lot's counts (final verdicts where disposed) and one page of its inspections. */
+export async function findLot(db: Queryable, lotId: string, cursor: { receivedAt: string; id: string } | null, limit: number): Promise<LotPage | null> {
+  const summary = await db.query(
+    `SELECT array_agg(DISTINCT i.part_number ORDER BY i.part_number) AS part_numbers,
+       count(*) FILTER (WHERE coalesce(d.final_verdict, i.verdict) = 'PASS') AS pass,
+       count(*) FILTER (WHERE coalesce(d.final_verdict, i.verdict) = 'FAIL') AS fail,
+       count(*) FILTER (WHERE d.final_verdict IS NULL AND i.verdict = 'REVIEW') AS review,
+       count(*) FILTER (WHERE i.status <> 'done') AS pending
+     FROM inspections i LEFT JOIN dispositions d ON d.inspection_id = i.id WHERE i.lot_id = $1`,
+    [lotId],
+  );
+  const s = summary.rows[0];
+  if (!s || s.part_numbers === null) return null;
+  const page = await db.query(
+    `SELECT i.id, i.serial, coalesce(d.final_verdict, i.verdict) AS verdict, d.inspection_id IS NOT NULL AS final,
+       to_json(i.received_at) #>> '{}' AS received_at_exact
+     FROM inspections i LEFT JOIN dispositions d ON d.inspection_id = i.id
+     WHERE i.lot_id = $1 AND ($2::timestamptz IS NULL OR (i.received_at, i.id) > ($2, $3::uuid))
+     ORDER BY i.received_at, i.id LIMIT $4`,
+    [lotId, cursor?.receivedAt ?? null, cursor?.id ?? null, limit + 1],
+  );
+  const rows = page.rows.slice(0, limit);
+  const last = rows[rows.length - 1];
+  return {
+    lotId,
+    partNumbers: s.part_numbers,
+    counts: { PASS: Number(s.pass), FAIL: Number(s.fail), REVIEW: Number(s.review), pending: Number(s.pending) },
+    inspections: rows.map((r) => ({ id: r.id, serial: r.serial, verdict: r.verdict, final: r.final })),
+    // The cursor keeps PostgreSQL's microseconds: a millisecond ISO string would repeat rows.
+    nextCursor: page.rows.length > limit && last ? Buffer.from(JSON.stringify({ receivedAt: last.received_at_exact, id: last.id })).toString('base64url') : null,
+  };
+}
+
+/** Inspections accepted but still without a verdict: the reconciler makes sure each has a queued job. */
+export async function listUndecided(db: Queryable, olderThanSeconds: number, limit: number): Promise<string[]> {
+  const r = await db.query(
+    `SELECT id FROM inspections WHERE status <> 'done' AND received_at < now() - make_interval(secs => $1) ORDER BY received_at LIMIT $2`,
+    [olderThanSeconds, limit],
+  );
+  return r.rows.map((row) => row.id as string);
+}
+
+/** Every inspection of one part (part number + serial), newest first. */
+export async function listPartHistory(db: Queryable, partNumber: string, serial: string, limit: number): Promise<InspectionDocument[]> {
+  const r = await db.query(`${documentQuery} WHERE i.part_number = $1 AND i.serial = $2 ORDER BY i.received_at DESC, i.id LIMIT $3`, [partNumber, serial, limit]);
+  return r.rows.map(toDocument);
+}
+
+export interface LotListing { lotId: string; partNumbers: string[]; inspections: number; lastReceivedAt: string }
+
+/** Lots with their latest inspection, most recent first. */
+export async function listLots(db: Queryable, limit: number): Promise<LotListing[]> {
+  const r = await db.query(
+    `SELECT lot_id, array_agg(DISTINCT part_number ORDER BY part_number) AS part_numbers, count(*) AS n, max(received_at) AS last
+     FROM inspections GROUP BY lot_id ORDER BY last DESC LIMIT $1`, [limit]);
+  return r.rows.map((row) => ({ lotId: row.lot_id, partNumbers: row.part_numbers, inspections: Number(row.n), lastReceivedAt: iso(row.last)! }));
+}
+
+/** What lot statistics need of each part in a lot, oldest first. */
+export async function listLotParts(db: Queryable, lotId: string): Promise<LotPart[]> {
+  const r = await db.query(
+    `SELECT i.part_number, i.received_at, coalesce(d.final_verdict, i.verdict) AS verdict,
+       coalesce((SELECT json_agg(json_build_object('name', c->>'name', 'result', c->>'result')) FROM jsonb_array_elements(i.characteristics) c), '[]') AS characteristics
+     FROM inspections i LEFT JOIN dispositions d ON d.inspection_id = i.id
+     WHERE i.lot_id = $1 ORDER BY i.received_at, i.id`, [lotId]);
+  return r.rows.map((row) => ({ partNumber: row.part_number, receivedAt: new Date(row.received_at), verdict: row.verdict, characteristics: row.characteristics }));
+}
+
+/** The lot's traceability report: every part with all it was judged by, oldest first. */
+export async function listLotTrace(db: Queryable, lotId: string): Promise<InspectionDocument[]> {
+  const r = await db.query(`${documentQuery} WHERE i.lot_id = $1 ORDER BY i.received_at, i.id`, [lotId]);
+  return r.rows.map(toDocument);
+}
