@@ -4,16 +4,17 @@ import os from 'node:os';
 import readline from 'node:readline';
 import { Command, CommanderError, Option } from 'commander';
 import { roles, type Role } from '../access/roles.js';
-import { InputError } from './cli-errors.js';
-import { ConfigError, loadConfig } from './config.js';
+import { DomainError, InvalidInputError } from '../errors.js';
+import { loadConfig } from './config.js';
 import { ModelLoadError, loadRegistry, measureCatalog } from '../inference/model-registry.js';
 import { createLogger } from './logger.js';
 import { registerModelCommands } from '../model-fit/commands.js';
 import { createMetrics } from './metrics.js';
 import { validateQualityPlan } from '../quality/quality-plan.js';
-import { openDatabase, openQueueBackend, openRegistry, resolveDatabaseUrl, resolveMqttUrl, runAll, runApi, runWorker, Runtime, UsageError } from './runtime.js';
+import { openDatabase, openQueueBackend, openRegistry, resolveDatabaseUrl, resolveMqttUrl, runAll, runApi, runWorker, Runtime } from './runtime.js';
 import { storePlanVersion } from '../db/quality-plans.js';
-import { AlreadyExistsError, NotFoundError, addStation, addUser, setPassword } from '../db/stations-and-users.js';
+import { addStation } from '../db/stations.js';
+import { addUser, setPassword } from '../db/users.js';
 import { verifyAuditTrail } from '../db/audit-verification.js';
 import { aliveSeconds, runningWorkers } from '../db/processes.js';
 import { listFew } from '../text.js';
@@ -63,7 +64,7 @@ async function readPassword(): Promise<string> {
     password = Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
   }
   const problem = passwordProblem(password);
-  if (problem) throw new InputError(problem);
+  if (problem) throw new InvalidInputError('invalid_argument', problem);
   return password;
 }
 
@@ -155,7 +156,7 @@ station.command('add <stationId>').description('register a camera station; print
   .action(async (stationId: string, opts: { line: string; site?: string }) => {
     const level = /^[A-Za-z0-9_-]{1,64}$/;
     for (const [what, v] of [['stationId', stationId], ['--line', opts.line], ['--site', opts.site ?? 'site1']] as const) {
-      if (!level.test(v)) throw new InputError(`${what} "${v}": 1–64 letters, digits, "_" or "-" (it is an MQTT topic level)`);
+      if (!level.test(v)) throw new InvalidInputError('invalid_argument', `${what} "${v}": 1–64 letters, digits, "_" or "-" (it is an MQTT topic level)`);
     }
     const out = await withDatabase((rt, db) => addStation(db, cliActor(), stationId, opts.site ?? rt.config.site, opts.line));
     process.stdout.write(`${JSON.stringify(out)}\n`);
@@ -168,9 +169,9 @@ user.command('add <username>').description('create an account; prints a personal
   .option('--name <full name>', 'the printed name electronic signatures show (default: the username)')
   .option('--password-stdin', 'read a password for the review workbench from stdin (needed to sign in and to sign dispositions)')
   .action(async (username: string, opts: { role: Role; name?: string; passwordStdin?: boolean }) => {
-    if (!usernamePattern.test(username)) throw new InputError(`username "${username}": 1–64 letters, digits or "_.@-"`);
+    if (!usernamePattern.test(username)) throw new InvalidInputError('invalid_argument', `username "${username}": 1–64 letters, digits or "_.@-"`);
     const fullName = opts.name?.trim() || null;
-    if (fullName !== null && fullName.length > 200) throw new InputError('--name: at most 200 characters');
+    if (fullName !== null && fullName.length > 200) throw new InvalidInputError('invalid_argument', '--name: at most 200 characters');
     const passwordHash = opts.passwordStdin ? await hashPassword(await readPassword()) : null;
     const out = await withDatabase((_rt, db) => addUser(db, cliActor(), { username, role: opts.role, fullName, passwordHash }));
     process.stdout.write(`${JSON.stringify(out)}\n`);
@@ -190,11 +191,11 @@ plan.command('apply <file>').description('validate a quality plan (JSON) and sto
     try {
       doc = JSON.parse(await readFile(file, 'utf8'));
     } catch (err) {
-      throw new InputError(`cannot read ${file} as JSON: ${(err as Error).message}`);
+      throw new InvalidInputError('invalid_argument', `cannot read ${file} as JSON: ${(err as Error).message}`);
     }
     const config = loadConfig();
     const checked = validateQualityPlan(doc, measureCatalog(await loadRegistry(config.modelsDir)));
-    if (!checked.ok) throw new InputError(`invalid quality plan ${file}:\n  ${checked.problems.join('\n  ')}`);
+    if (!checked.ok) throw new InvalidInputError('invalid_argument', `invalid quality plan ${file}:\n  ${checked.problems.join('\n  ')}`);
     const { stored, workers } = await withDatabase(async (_rt, db) => ({
       stored: await storePlanVersion(db, checked.plan, cliActor(), opts.reason ?? null),
       workers: await runningWorkers(db),
@@ -208,7 +209,7 @@ program.command('demo').description('run a demo lot of fixture images through th
   .action(async (opts: { images: string }) => {
     const { runDemo } = await import('./demo.js');
     const n = Number(opts.images);
-    if (!Number.isInteger(n) || n < 1) throw new InputError('--images must be a positive integer');
+    if (!Number.isInteger(n) || n < 1) throw new InvalidInputError('invalid_argument', '--images must be a positive integer');
     await runDemo(n);
   });
 
@@ -237,7 +238,7 @@ try {
   if (err instanceof CommanderError) {
     process.exit(err.exitCode === 0 ? 0 : 2);
   }
-  const usage = err instanceof InputError || err instanceof ConfigError || err instanceof UsageError || err instanceof AlreadyExistsError || err instanceof NotFoundError;
+  const usage = err instanceof DomainError;
   process.stderr.write(`visq: ${err instanceof ModelLoadError ? 'model registry: ' : ''}${(err as Error).message}\n`);
   process.exit(usage ? 2 : 1);
 }

@@ -1,9 +1,11 @@
 import path from 'node:path';
 import { z } from 'zod';
 import { describeIssues } from '../validation-issues.js';
+import { InvalidInputError } from '../errors.js';
 
 /** A configuration problem: the message names the environment variable. */
-export class ConfigError extends Error {}
+/** A bad environment variable: the process stops with a message naming it (exit 2). */
+export class ConfigError extends InvalidInputError {}
 
 const url = (protocols: string[]) =>
   z
@@ -68,7 +70,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
   const parsed = envSchema.safeParse(env);
   if (!parsed.success) {
     const problems = describeIssues(parsed.error);
-    throw new ConfigError(`invalid configuration: ${problems.join('; ')}`);
+    throw new ConfigError('invalid_configuration', `invalid configuration: ${problems.join('; ')}`);
   }
   const e = parsed.data;
   const dataDir = path.resolve(e.VISQ_DATA_DIR);

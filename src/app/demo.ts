@@ -10,7 +10,8 @@ import { validateQualityPlan } from '../quality/quality-plan.js';
 import { measureCatalog } from '../inference/model-registry.js';
 import { runAll, Runtime } from './runtime.js';
 import { storePlanVersion } from '../db/quality-plans.js';
-import { addStation, addUser } from '../db/stations-and-users.js';
+import { addStation, findStationContext } from '../db/stations.js';
+import { addUser } from '../db/users.js';
 import type { VerdictMessage } from '../inspection/inspection-document.js';
 
 const packageRoot = fileURLToPath(new URL('../../', import.meta.url));
@@ -55,7 +56,7 @@ export async function runDemo(imageCount: number): Promise<void> {
     await mes.subscribeAsync(`${prefix}/verdict`, { qos: 1 });
     const lotId = `DEMO-LOT-${suffix.toUpperCase()}`;
     await mes.publishAsync(`${prefix}/context`, JSON.stringify({ partNumber: 'PN-1001', lotId, workOrder: 'WO-4711', operation: null }), { qos: 1, retain: true });
-    await waitFor(async () => (await db.query('SELECT 1 FROM station_context WHERE station_id = $1', [stationId])).rowCount === 1, 10_000, 'the MES context to arrive');
+    await waitFor(async () => (await findStationContext(db, stationId)) !== null, 10_000, 'the MES context to arrive');
 
     const images = await demoImages(imageCount);
     print(`Station ${stationId} (site ${config.site}, line-1) posts ${images.length} parts of PN-1001, lot ${lotId} from the MES context; plan version ${plan.version}.`);

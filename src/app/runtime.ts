@@ -2,8 +2,8 @@ import os from 'node:os';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { Redis } from 'ioredis';
-import pg from 'pg';
 import type { Config } from './config.js';
+import { InvalidInputError } from '../errors.js';
 import { startEmbeddedBroker, type RunningService } from '../embedded/embedded-services.js';
 import { startEmbeddedPostgres } from '../embedded/embedded-postgres.js';
 import { createHttpApp } from '../http/http-app.js';
@@ -17,7 +17,7 @@ import type { Metrics } from './metrics.js';
 import { createInspectionQueue, createInspectionWorker, enqueueInspection, queueBackendFor, type QueueBackend } from '../queue/inspection-queue.js';
 import { createInspectionProcessor } from '../inspection/process-inspection.js';
 import { Reconciler } from '../inspection/reconciler.js';
-import { createDatabase, migrate, type Database } from '../db/database.js';
+import { canConnect, createDatabase, migrate, ping, type Database } from '../db/database.js';
 import { announceProcess } from '../db/processes.js';
 import { ReviewChanges } from '../db/review-changes.js';
 
@@ -51,10 +51,10 @@ const embeddedPostgresUrl = (port: number) => `postgres://postgres:visq-embedded
 export async function resolveDatabaseUrl(rt: Runtime, mayStartEmbedded: boolean): Promise<string> {
   const { config, log } = rt;
   if (config.databaseUrl) return config.databaseUrl;
-  if (config.embedded.postgresPort && (await reachable(embeddedPostgresUrl(config.embedded.postgresPort)))) {
+  if (config.embedded.postgresPort && (await canConnect(embeddedPostgresUrl(config.embedded.postgresPort)))) {
     return embeddedPostgresUrl(config.embedded.postgresPort);
   }
-  if (!mayStartEmbedded) throw new UsageError('DATABASE_URL is not set (only `visq start`, `visq demo` and the admin commands run an embedded PostgreSQL)');
+  if (!mayStartEmbedded) throw new InvalidInputError('missing_configuration', 'DATABASE_URL is not set (only `visq start`, `visq demo` and the admin commands run an embedded PostgreSQL)');
   const pgService = await startEmbeddedPostgres(config.dataDir, config.embedded.postgresPort, log);
   rt.onStop(pgService.stop);
   return pgService.url;
@@ -62,24 +62,10 @@ export async function resolveDatabaseUrl(rt: Runtime, mayStartEmbedded: boolean)
 
 export async function resolveMqttUrl(rt: Runtime, mayStartEmbedded: boolean): Promise<string> {
   if (rt.config.mqttUrl) return rt.config.mqttUrl;
-  if (!mayStartEmbedded) throw new UsageError('MQTT_URL is not set (only `visq start` and `visq demo` run an embedded broker)');
+  if (!mayStartEmbedded) throw new InvalidInputError('missing_configuration', 'MQTT_URL is not set (only `visq start` and `visq demo` run an embedded broker)');
   const broker: RunningService = await startEmbeddedBroker(rt.config.embedded.mqttPort, rt.log);
   rt.onStop(broker.stop);
   return broker.url;
-}
-
-export class UsageError extends Error {}
-
-async function reachable(url: string): Promise<boolean> {
-  const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: 1000 });
-  try {
-    await c.connect();
-    return true;
-  } catch {
-    return false;
-  } finally {
-    await c.end().catch(() => {});
-  }
 }
 
 /** Waits for PostgreSQL (retrying for a while, saying why), migrates, and returns a pool. */
@@ -184,11 +170,10 @@ export async function runApi(rt: Runtime, db: Database, backend: QueueBackend, r
     sessionSeconds: config.sessionHours * 3600,
     trustProxy: config.trustProxy,
     limits: config.limits,
-    topicPrefix: config.topicPrefix,
     metrics,
     log,
     readiness: {
-      database: async () => (await db.query('SELECT 1'), null),
+      database: async () => (await ping(db), null),
       queue: async () => (await queue.getJobCounts('waiting'), null),
       broker: async () => link.readiness(),
       models: async () => (registry.size ? null : `no models in ${config.modelsDir}`),
@@ -218,12 +203,12 @@ export async function runWorker(rt: Runtime, db: Database, backend: QueueBackend
   const pool = new InferencePool(registry, config.imageDir, config.preparedDir, config.limits.imagePixels, threads);
   // The first part after a start must not pay for loading and setting up the sessions.
   await pool.warmUp();
-  const processor = createInspectionProcessor({ db, pool, registry, metrics, log, topicPrefix: config.topicPrefix });
+  const processor = createInspectionProcessor({ db, pool, registry, metrics, log });
   const worker = createInspectionWorker(backend, processor, config.workerConcurrency ?? threads * 2, jobPolicy(config));
   worker.on('error', (err) => log.warn({ err: err.message }, 'queue worker error'));
   const queue = createInspectionQueue(backend, jobPolicy(config));
   queue.on('error', (err) => log.warn({ err: err.message }, 'queue connection error'));
-  const reconciler = new Reconciler(db, queue, config.topicPrefix, log, config.reconcileAfterSeconds);
+  const reconciler = new Reconciler(db, queue, log, config.reconcileAfterSeconds);
   reconciler.start(Math.min(15_000, config.reconcileAfterSeconds * 500));
   void worker.run();
   rt.onStop(await announceProcess(db, 'worker', loadedModels(registry), (err) => log.warn({ err: err.message }, 'cannot refresh this process in the processes table')));

@@ -1,7 +1,6 @@
-import type pg from 'pg';
+import type { Queryable, Transaction } from './database.js';
 import { chainEntry, genesisHash, type AuditEntry } from './audit-chain.js';
 
-type Queryable = pg.Pool | pg.PoolClient;
 
 export interface AuditEvent {
   /** A username, or `cli:<os user>` for the command line. */
@@ -16,9 +15,9 @@ export interface AuditEvent {
  * Appends an entry in the caller's transaction, so the change and its audit entry commit together.
  * A transaction-scoped lock keeps the chain linear when several processes append at once.
  */
-export async function appendAudit(tx: pg.PoolClient, event: AuditEvent): Promise<AuditEntry> {
+export async function appendAudit(tx: Transaction, event: AuditEvent): Promise<AuditEntry> {
   await tx.query("SELECT pg_advisory_xact_lock(hashtext('visq:audit_trail'))");
-  const last = await tx.query('SELECT seq, hash FROM audit_trail ORDER BY seq DESC LIMIT 1');
+  const last = await tx.query<{ seq: number; hash: string }>('SELECT seq, hash FROM audit_trail ORDER BY seq DESC LIMIT 1');
   const entry = chainEntry({
     seq: (last.rows[0]?.seq ?? 0) + 1,
     at: new Date().toISOString(),
@@ -33,14 +32,16 @@ export async function appendAudit(tx: pg.PoolClient, event: AuditEvent): Promise
   return entry;
 }
 
-const toEntry = (r: any): AuditEntry => ({
+interface AuditRow { seq: number; at: Date; actor: string; action: string; entity: string; reason: string | null; details: Record<string, unknown>; prev_hash: string; hash: string }
+
+const toEntry = (r: AuditRow): AuditEntry => ({
   seq: Number(r.seq), at: new Date(r.at).toISOString(), actor: r.actor, action: r.action, entity: r.entity,
   reason: r.reason, details: r.details, prevHash: r.prev_hash, hash: r.hash,
 });
 
 /** Newest first, for people reading the trail. */
 export async function listAuditEntries(db: Queryable, before: number | null, limit: number): Promise<AuditEntry[]> {
-  const r = await db.query('SELECT * FROM audit_trail WHERE ($1::bigint IS NULL OR seq < $1) ORDER BY seq DESC LIMIT $2', [before, limit]);
+  const r = await db.query<AuditRow>('SELECT * FROM audit_trail WHERE ($1::bigint IS NULL OR seq < $1) ORDER BY seq DESC LIMIT $2', [before, limit]);
   return r.rows.map(toEntry);
 }
 
@@ -48,7 +49,7 @@ export async function listAuditEntries(db: Queryable, before: number | null, lim
 export async function* readAuditTrail(db: Queryable, pageSize = 1000): AsyncGenerator<AuditEntry[]> {
   let after = 0;
   for (;;) {
-    const r = await db.query('SELECT * FROM audit_trail WHERE seq > $1 ORDER BY seq LIMIT $2', [after, pageSize]);
+    const r = await db.query<AuditRow>('SELECT * FROM audit_trail WHERE seq > $1 ORDER BY seq LIMIT $2', [after, pageSize]);
     if (r.rows.length === 0) return;
     const page = r.rows.map(toEntry);
     yield page;
@@ -62,7 +63,7 @@ export async function* readAuditTrail(db: Queryable, pageSize = 1000): AsyncGene
  * its entry says (the record itself edited). Records older than the audit trail are not checked.
  */
 export async function findRecordsDisagreeingWithAudit(db: Queryable): Promise<string[]> {
-  const r = await db.query(`
+  const r = await db.query<{ problem: string }>(`
     WITH start AS (SELECT min(started_at) AS at FROM audit_trail_start)
     SELECT 'disposition of inspection ' || d.inspection_id || CASE WHEN a.seq IS NULL THEN ' has no audit entry: its entry was deleted'
              ELSE ' does not match audit entry ' || a.seq || ': one of them was changed' END AS problem

@@ -7,12 +7,35 @@ import type { Logger } from '../app/logger.js';
 pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number(v));
 
 export type Database = pg.Pool;
+/** The pool, or one client of it inside a transaction: what every repository function takes. */
+export type Queryable = pg.Pool | pg.PoolClient;
+/** A client inside a transaction (`inTransaction`). */
+export type Transaction = pg.PoolClient;
 
 export function createDatabase(url: string, max = 10): Database {
   const pool = new pg.Pool({ connectionString: url, max, connectionTimeoutMillis: 10_000 });
   // An idle client losing its connection must not crash the process; the pool replaces it.
   pool.on('error', () => {});
   return pool;
+}
+
+/** Whether a PostgreSQL server answers at `url` (within a second). */
+export async function canConnect(url: string): Promise<boolean> {
+  const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: 1000 });
+  try {
+    await c.connect();
+    return true;
+  } catch {
+    return false;
+  } finally {
+    // A client that never connected has nothing to end.
+    await c.end().catch(() => {});
+  }
+}
+
+/** One round trip: throws when the database cannot answer (readiness). */
+export async function ping(db: Queryable): Promise<void> {
+  await db.query('SELECT 1');
 }
 
 const migrationsDir = fileURLToPath(new URL('../../migrations', import.meta.url));
@@ -31,7 +54,7 @@ export async function migrate(url: string, log: Logger): Promise<void> {
   if (applied.length) log.info({ applied: applied.map((m) => m.name) }, 'database migrated');
 }
 
-export async function inTransaction<T>(db: Database, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+export async function inTransaction<T>(db: Database, work: (client: Transaction) => Promise<T>): Promise<T> {
   const client = await db.connect();
   try {
     await client.query('BEGIN');

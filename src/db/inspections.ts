@@ -1,14 +1,14 @@
 import { randomUUID } from 'node:crypto';
-import type pg from 'pg';
-import type { Decision, DispositionDecision } from '../quality/decision.js';
+import type { Decision, DispositionDecision, Verdict } from '../quality/decision.js';
 import { finalVerdictOf, needsReview, signatureMeaning } from '../quality/decision.js';
 import type { LotPart } from '../quality/lot-statistics.js';
 import type { QualityPlan } from '../quality/quality-plan.js';
 import { appendAudit } from './audit-trail.js';
-import { inTransaction, type Database } from './database.js';
-import { verdictMessage, verdictTopic, type InspectionDocument, type ModelUsed } from '../inspection/inspection-document.js';
+import { inTransaction, type Database, type Queryable } from './database.js';
+import { ConflictError, NotFoundError } from '../errors.js';
+import type { Signer } from '../inspection/dispose.js';
+import { verdictMessage, type InspectionDocument, type ModelUsed } from '../inspection/inspection-document.js';
 
-type Queryable = pg.Pool | pg.PoolClient;
 
 export interface NewInspection {
   id: string;
@@ -56,8 +56,8 @@ export async function recordInspection(db: Database, ins: NewInspection): Promis
 }
 
 export async function findInspectionIdByIdempotencyKey(db: Queryable, stationId: string, key: string): Promise<string | null> {
-  const r = await db.query('SELECT id FROM inspections WHERE station_id = $1 AND idempotency_key = $2', [stationId, key]);
-  return (r.rows[0]?.id as string | undefined) ?? null;
+  const r = await db.query<{ id: string }>('SELECT id FROM inspections WHERE station_id = $1 AND idempotency_key = $2', [stationId, key]);
+  return r.rows[0]?.id ?? null;
 }
 
 const documentQuery = `
@@ -72,9 +72,21 @@ const documentQuery = `
   FROM inspections i
   JOIN quality_plans p ON p.part_number = i.plan_part_number AND p.operation = i.plan_operation AND p.version = i.plan_version`;
 
-const iso = (d: Date | string | null) => (d === null ? null : new Date(d).toISOString());
+/** A row of `documentQuery`. */
+interface DocumentRow {
+  id: string; status: InspectionDocument['status']; verdict: Verdict | null; needs_review: boolean; reason: string | null;
+  site: string; line: string; station_id: string; serial: string; part_number: string; lot_id: string;
+  work_order: string | null; operation: string | null; operator: string | null;
+  captured_at: Date; received_at: Date; decided_at: Date | null;
+  characteristics: InspectionDocument['characteristics'] | null; models: ModelUsed[] | null;
+  plan_part_number: string; plan_operation: string; plan_version: number; plan_document: QualityPlan;
+  images: InspectionDocument['images']; overlays: InspectionDocument['overlays'];
+  disposition: { decision: DispositionDecision; finalVerdict: Verdict; reason: string; by: string; name: string; meaning: string | null; at: string } | null;
+}
 
-function toDocument(row: any): InspectionDocument {
+const iso = (d: Date | string) => new Date(d).toISOString();
+
+function toDocument(row: DocumentRow): InspectionDocument {
   const disposition = row.disposition;
   return {
     id: row.id,
@@ -93,22 +105,22 @@ function toDocument(row: any): InspectionDocument {
     workOrder: row.work_order,
     operation: row.operation,
     operator: row.operator,
-    capturedAt: iso(row.captured_at)!,
-    receivedAt: iso(row.received_at)!,
-    decidedAt: iso(row.decided_at),
+    capturedAt: iso(row.captured_at),
+    receivedAt: iso(row.received_at),
+    decidedAt: row.decided_at === null ? null : iso(row.decided_at),
     images: row.images,
     characteristics: row.characteristics ?? [],
     models: row.models ?? [],
     plan: { partNumber: row.plan_part_number, operation: row.plan_operation || null, version: row.plan_version },
     overlays: row.overlays,
     disposition: disposition
-      ? { decision: disposition.decision, reason: disposition.reason, by: disposition.by, name: disposition.name, meaning: disposition.meaning, at: iso(disposition.at)! }
+      ? { decision: disposition.decision, reason: disposition.reason, by: disposition.by, name: disposition.name, meaning: disposition.meaning, at: iso(disposition.at) }
       : null,
   };
 }
 
 export async function findInspection(db: Queryable, id: string): Promise<InspectionDocument | null> {
-  const r = await db.query(`${documentQuery} WHERE i.id = $1`, [id]);
+  const r = await db.query<DocumentRow>(`${documentQuery} WHERE i.id = $1`, [id]);
   return r.rows[0] ? toDocument(r.rows[0]) : null;
 }
 
@@ -120,7 +132,7 @@ export interface InspectionWork {
 
 /** Marks the inspection running (unless decided) and returns it, in one round trip. */
 export async function claimInspection(db: Queryable, id: string): Promise<InspectionWork | null> {
-  const r = await db.query(
+  const r = await db.query<DocumentRow>(
     `WITH claimed AS (UPDATE inspections SET status = 'running' WHERE id = $1 AND status = 'queued' RETURNING id)
      ${documentQuery} WHERE i.id = $1`,
     [id],
@@ -145,7 +157,6 @@ export async function recordDecision(
   decision: Decision,
   models: ModelUsed[],
   overlays: Overlay[],
-  topicPrefix: string,
 ): Promise<{ recorded: boolean; document: InspectionDocument }> {
   const decidedAt = new Date();
   const awaitingReview = needsReview(decision.verdict, work.plan);
@@ -170,64 +181,54 @@ export async function recordDecision(
        INSERT INTO inspection_artifacts (inspection_id, view, model_id, kind, sha256)
        SELECT decided.id, o.view, o.model, o.kind, o.sha256 FROM decided, unnest($8::int[], $9::text[], $10::text[], $11::text[]) AS o(view, model, kind, sha256)),
      message AS (
-       INSERT INTO outbox (message_id, inspection_id, station_id, topic, payload)
-       SELECT $12, decided.id, $13, $14, $15 FROM decided RETURNING seq)
+       INSERT INTO outbox (message_id, inspection_id, station_id, payload)
+       SELECT $12, decided.id, $13, $14 FROM decided RETURNING seq)
      -- Wakes the relay at once instead of at its next poll.
      SELECT pg_notify('visq_outbox', '') FROM message`,
     [work.document.id, decision.verdict, decision.reason, JSON.stringify(decision.characteristics), JSON.stringify(models), decidedAt,
       awaitingReview,
       overlays.map((o) => o.view), overlays.map((o) => o.model), overlays.map((o) => o.kind), overlays.map((o) => o.sha256),
-      messageId, document.stationId, verdictTopic(topicPrefix, document), JSON.stringify(verdictMessage(document, messageId, null))],
+      messageId, document.stationId, JSON.stringify(verdictMessage(document, messageId, null))],
   );
   return { recorded: r.rowCount === 1, document };
 }
 
-async function enqueueVerdictMessage(c: Queryable, doc: InspectionDocument, supersedes: string | null, topicPrefix: string) {
+async function enqueueVerdictMessage(c: Queryable, doc: InspectionDocument, supersedes: string | null) {
   const messageId = randomUUID();
-  await c.query('INSERT INTO outbox (message_id, inspection_id, station_id, topic, payload) VALUES ($1,$2,$3,$4,$5)',
-    [messageId, doc.id, doc.stationId, verdictTopic(topicPrefix, doc), JSON.stringify(verdictMessage(doc, messageId, supersedes))]);
+  await c.query('INSERT INTO outbox (message_id, inspection_id, station_id, payload) VALUES ($1,$2,$3,$4)',
+    [messageId, doc.id, doc.stationId, JSON.stringify(verdictMessage(doc, messageId, supersedes))]);
   // Wakes the relay at once instead of at its next poll.
   await c.query(`SELECT pg_notify('visq_outbox', '')`);
   return messageId;
 }
 
-export type DispositionOutcome =
-  | { ok: true; document: InspectionDocument }
-  | { ok: false; code: 'not_found' | 'not_decided' | 'not_awaiting_review' | 'already_disposed' };
-
-/** Who signed a disposition, and how they proved it was them. */
-export interface Signer { username: string; name: string; method: 'password' | 'token' }
-
-/** A reviewer's signed decision: makes the verdict final, queues the superseding message and audits it. */
-export async function recordDisposition(
-  db: Database,
-  id: string,
-  signer: Signer,
-  decision: DispositionDecision,
-  reason: string,
-  topicPrefix: string,
-): Promise<DispositionOutcome> {
+/**
+ * A reviewer's signed decision: makes the verdict final, queues the superseding message and audits
+ * it, in one transaction. Throws NotFoundError, or ConflictError when the inspection is not (or no
+ * longer) waiting for a person.
+ */
+export async function recordDisposition(db: Database, id: string, signer: Signer, decision: DispositionDecision, reason: string): Promise<InspectionDocument> {
   return inTransaction(db, async (c) => {
-    const r = await c.query('SELECT status, needs_review FROM inspections WHERE id = $1 FOR UPDATE', [id]);
+    const r = await c.query<{ status: string; needs_review: boolean }>('SELECT status, needs_review FROM inspections WHERE id = $1 FOR UPDATE', [id]);
     const row = r.rows[0];
-    if (!row) return { ok: false, code: 'not_found' };
-    if (row.status !== 'done') return { ok: false, code: 'not_decided' };
-    if (!row.needs_review) return { ok: false, code: 'not_awaiting_review' };
+    if (!row) throw new NotFoundError('not_found', `no inspection ${id}`);
+    if (row.status !== 'done') throw new ConflictError('not_decided', 'the inspection has no verdict yet');
+    if (!row.needs_review) throw new ConflictError('not_awaiting_review', 'the inspection is not awaiting review');
     const meaning = signatureMeaning(decision);
     const inserted = await c.query(
       `INSERT INTO dispositions (inspection_id, decision, final_verdict, reason, username, signer_name, meaning, signed_with)
        VALUES ($1,$2,$3,$4,$5,$6,$7,$8) ON CONFLICT DO NOTHING RETURNING decided_at`,
       [id, decision, finalVerdictOf(decision), reason, signer.username, signer.name, meaning, signer.method],
     );
-    if (inserted.rowCount === 0) return { ok: false, code: 'already_disposed' };
-    const previous = await c.query('SELECT message_id FROM outbox WHERE inspection_id = $1 ORDER BY seq DESC LIMIT 1', [id]);
+    if (inserted.rowCount === 0) throw new ConflictError('already_disposed', 'the inspection has already been disposed');
+    const previous = await c.query<{ message_id: string }>('SELECT message_id FROM outbox WHERE inspection_id = $1 ORDER BY seq DESC LIMIT 1', [id]);
     const document = (await findInspection(c, id))!;
-    await enqueueVerdictMessage(c, document, previous.rows[0]?.message_id ?? null, topicPrefix);
+    await enqueueVerdictMessage(c, document, previous.rows[0]?.message_id ?? null);
     await appendAudit(c, {
       actor: signer.username, action: 'inspection.disposition', entity: `inspection:${id}`, reason,
       details: { decision, finalVerdict: document.verdict, modelVerdict: document.modelVerdict, signer: signer.name, meaning, signedWith: signer.method, serial: document.serial, lotId: document.lotId },
     });
-    return { ok: true, document };
+    return document;
   });
 }
 
@@ -235,7 +236,7 @@ export interface ReviewFilter { line?: string; stationId?: string; partNumber?: 
 
 /** Inspections awaiting a person, oldest first. */
 export async function listAwaitingReview(db: Queryable, f: ReviewFilter): Promise<InspectionDocument[]> {
-  const r = await db.query(
+  const r = await db.query<DocumentRow>(
     `${documentQuery}
      WHERE i.needs_review AND NOT EXISTS (SELECT 1 FROM dispositions d WHERE d.inspection_id = i.id)
        AND ($1::text IS NULL OR i.line = $1) AND ($2::text IS NULL OR i.station_id = $2)
@@ -257,7 +258,7 @@ export interface LotPage {
 
 /** A lot's counts (final verdicts where disposed) and one page of its inspections. */
 export async function findLot(db: Queryable, lotId: string, cursor: { receivedAt: string; id: string } | null, limit: number): Promise<LotPage | null> {
-  const summary = await db.query(
+  const summary = await db.query<{ part_numbers: string[] | null; pass: number; fail: number; review: number; pending: number }>(
     `SELECT array_agg(DISTINCT i.part_number ORDER BY i.part_number) AS part_numbers,
        count(*) FILTER (WHERE coalesce(d.final_verdict, i.verdict) = 'PASS') AS pass,
        count(*) FILTER (WHERE coalesce(d.final_verdict, i.verdict) = 'FAIL') AS fail,
@@ -268,7 +269,7 @@ export async function findLot(db: Queryable, lotId: string, cursor: { receivedAt
   );
   const s = summary.rows[0];
   if (!s || s.part_numbers === null) return null;
-  const page = await db.query(
+  const page = await db.query<{ id: string; serial: string; verdict: Verdict | null; final: boolean; received_at_exact: string }>(
     `SELECT i.id, i.serial, coalesce(d.final_verdict, i.verdict) AS verdict, d.inspection_id IS NOT NULL AS final,
        to_json(i.received_at) #>> '{}' AS received_at_exact
      FROM inspections i LEFT JOIN dispositions d ON d.inspection_id = i.id
@@ -288,18 +289,27 @@ export async function findLot(db: Queryable, lotId: string, cursor: { receivedAt
   };
 }
 
+/** The media type of a stored image or overlay an inspection refers to (overlays: PNG maps and masks, JSON boxes), or null. */
+export async function findImageMediaType(db: Queryable, sha256: string): Promise<string | null> {
+  const r = await db.query<{ media_type: string }>(
+    `SELECT media_type FROM inspection_images WHERE sha256 = $1
+     UNION ALL SELECT CASE kind WHEN 'boxes' THEN 'application/json' ELSE 'image/png' END FROM inspection_artifacts WHERE sha256 = $1
+     LIMIT 1`, [sha256]);
+  return r.rows[0]?.media_type ?? null;
+}
+
 /** Inspections accepted but still without a verdict: the reconciler makes sure each has a queued job. */
 export async function listUndecided(db: Queryable, olderThanSeconds: number, limit: number): Promise<string[]> {
-  const r = await db.query(
+  const r = await db.query<{ id: string }>(
     `SELECT id FROM inspections WHERE status <> 'done' AND received_at < now() - make_interval(secs => $1) ORDER BY received_at LIMIT $2`,
     [olderThanSeconds, limit],
   );
-  return r.rows.map((row) => row.id as string);
+  return r.rows.map((row) => row.id);
 }
 
 /** Every inspection of one part (part number + serial), newest first. */
 export async function listPartHistory(db: Queryable, partNumber: string, serial: string, limit: number): Promise<InspectionDocument[]> {
-  const r = await db.query(`${documentQuery} WHERE i.part_number = $1 AND i.serial = $2 ORDER BY i.received_at DESC, i.id LIMIT $3`, [partNumber, serial, limit]);
+  const r = await db.query<DocumentRow>(`${documentQuery} WHERE i.part_number = $1 AND i.serial = $2 ORDER BY i.received_at DESC, i.id LIMIT $3`, [partNumber, serial, limit]);
   return r.rows.map(toDocument);
 }
 
@@ -307,15 +317,15 @@ export interface LotListing { lotId: string; partNumbers: string[]; inspections:
 
 /** Lots with their latest inspection, most recent first. */
 export async function listLots(db: Queryable, limit: number): Promise<LotListing[]> {
-  const r = await db.query(
+  const r = await db.query<{ lot_id: string; part_numbers: string[]; n: number; last: Date }>(
     `SELECT lot_id, array_agg(DISTINCT part_number ORDER BY part_number) AS part_numbers, count(*) AS n, max(received_at) AS last
      FROM inspections GROUP BY lot_id ORDER BY last DESC LIMIT $1`, [limit]);
-  return r.rows.map((row) => ({ lotId: row.lot_id, partNumbers: row.part_numbers, inspections: Number(row.n), lastReceivedAt: iso(row.last)! }));
+  return r.rows.map((row) => ({ lotId: row.lot_id, partNumbers: row.part_numbers, inspections: Number(row.n), lastReceivedAt: iso(row.last) }));
 }
 
 /** What lot statistics need of each part in a lot, oldest first. */
 export async function listLotParts(db: Queryable, lotId: string): Promise<LotPart[]> {
-  const r = await db.query(
+  const r = await db.query<{ part_number: string; received_at: Date; verdict: Verdict | null; characteristics: LotPart['characteristics'] }>(
     `SELECT i.part_number, i.received_at, coalesce(d.final_verdict, i.verdict) AS verdict,
        coalesce((SELECT json_agg(json_build_object('name', c->>'name', 'result', c->>'result')) FROM jsonb_array_elements(i.characteristics) c), '[]') AS characteristics
      FROM inspections i LEFT JOIN dispositions d ON d.inspection_id = i.id
@@ -325,6 +335,6 @@ export async function listLotParts(db: Queryable, lotId: string): Promise<LotPar
 
 /** The lot's traceability report: every part with all it was judged by, oldest first. */
 export async function listLotTrace(db: Queryable, lotId: string): Promise<InspectionDocument[]> {
-  const r = await db.query(`${documentQuery} WHERE i.lot_id = $1 ORDER BY i.received_at, i.id`, [lotId]);
+  const r = await db.query<DocumentRow>(`${documentQuery} WHERE i.lot_id = $1 ORDER BY i.received_at, i.id`, [lotId]);
   return r.rows.map(toDocument);
 }

@@ -29,6 +29,6 @@ export async function announceProcess(db: Database, role: 'api' | 'worker', mode
 /** The models loaded by each worker process seen alive, and stale rows cleared on the way. */
 export async function runningWorkers(db: Database): Promise<{ host: string; pid: number; models: LoadedModel[] }[]> {
   await db.query(`DELETE FROM processes WHERE seen_at < now() - make_interval(secs => $1 * 10)`, [aliveSeconds]);
-  const r = await db.query(`SELECT host, pid, models FROM processes WHERE role = 'worker' AND seen_at > now() - make_interval(secs => $1)`, [aliveSeconds]);
-  return r.rows as { host: string; pid: number; models: LoadedModel[] }[];
+  const r = await db.query<{ host: string; pid: number; models: LoadedModel[] }>(`SELECT host, pid, models FROM processes WHERE role = 'worker' AND seen_at > now() - make_interval(secs => $1)`, [aliveSeconds]);
+  return r.rows;
 }

@@ -1,9 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import type pg from 'pg';
+import type { Queryable } from './database.js';
 import { hashSecret } from '../access/credentials.js';
 import type { Role } from '../access/roles.js';
 
-type Queryable = pg.Pool | pg.PoolClient;
 
 export interface Session { username: string; role: Role; name: string; csrfToken: string }
 
@@ -25,7 +24,7 @@ export async function createSession(db: Queryable, username: string, lifetimeSec
 
 export async function findSession(db: Queryable, cookieValue: string): Promise<Session | null> {
   if (!/^[A-Za-z0-9_-]{43}$/.test(cookieValue)) return null;
-  const r = await db.query(
+  const r = await db.query<{ username: string; role: Role; name: string; csrf_token: string }>(
     `SELECT u.username, u.role, coalesce(u.full_name, u.username) AS name, s.csrf_token
      FROM sessions s JOIN users u USING (username) WHERE s.token_hash = $1 AND s.expires_at > now()`,
     [hashSecret(cookieValue)],

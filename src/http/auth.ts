@@ -3,7 +3,7 @@ import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { hasRole, type Principal, type Role } from '../access/roles.js';
 import type { Database } from '../db/database.js';
 import { findSession, type Session } from '../db/sessions.js';
-import { authenticate } from '../db/stations-and-users.js';
+import { authenticate } from '../db/users.js';
 import { HttpError } from './errors.js';
 
 declare module 'express-serve-static-core' {

@@ -1,21 +1,40 @@
 import type { ErrorRequestHandler } from 'express';
 import type { z } from 'zod';
 import type { Logger } from '../app/logger.js';
+import {
+  ConflictError, DomainError, ImageTooLargeError, InvalidInputError, NoQualityPlanError, NotFoundError, OverloadedError, SignatureError, UnsupportedImageError,
+} from '../errors.js';
 import { describeIssues } from '../validation-issues.js';
 
-/** An error a client caused or can act on; becomes `{"error": {"code", "message"}}`. */
+/**
+ * An error of HTTP itself (credentials, CSRF, rate limits, a route or media type that does not
+ * exist); everything else a client can act on is a DomainError, mapped below. Both become
+ * `{"error": {"code", "message"}}`.
+ */
 export class HttpError extends Error {
   constructor(readonly status: number, readonly code: string, message: string, readonly headers: Record<string, string> = {}) {
     super(message);
   }
 }
 
-/** Parses a query string or body with a zod schema; a 400 with `code` that names every problem otherwise. */
+/** Parses a query string or body with a zod schema; an InvalidInputError with `code` that names every problem otherwise. */
 export function parseOr400<S extends z.ZodType>(schema: S, value: unknown, code: string): z.output<S> {
   const r = schema.safeParse(value);
-  if (!r.success) throw new HttpError(400, code, describeIssues(r.error, 'body').join('; '));
+  if (!r.success) throw new InvalidInputError(code, describeIssues(r.error, 'body').join('; '));
   return r.data;
 }
+
+/** Every DomainError's status (CONTRACT.md "HTTP API"); a class missing here is a 500, and a test checks none is. */
+export const domainErrorStatus = new Map<abstract new (...args: never[]) => DomainError, number>([
+  [InvalidInputError, 400],
+  [SignatureError, 403],
+  [NotFoundError, 404],
+  [ConflictError, 409],
+  [ImageTooLargeError, 413],
+  [UnsupportedImageError, 415],
+  [NoQualityPlanError, 422],
+  [OverloadedError, 503],
+]);
 
 /** Maps errors from express, body parsers and multer to the contract's JSON errors. */
 export function errorHandler(log: Logger): ErrorRequestHandler {
@@ -27,8 +46,13 @@ export function errorHandler(log: Logger): ErrorRequestHandler {
   };
 }
 
-function toHttpError(err: any): HttpError {
+export function toHttpError(err: any): HttpError {
   if (err instanceof HttpError) return err;
+  if (err instanceof DomainError) {
+    for (const [type, status] of domainErrorStatus) {
+      if (err instanceof type) return new HttpError(status, err.code, err.message, err instanceof OverloadedError ? { 'Retry-After': String(err.retryAfterSeconds) } : {});
+    }
+  }
   // multer
   if (err?.name === 'MulterError') {
     switch (err.code) {

@@ -1,24 +1,25 @@
-import { randomUUID } from 'node:crypto';
 import express, { Router, type Request, type Response } from 'express';
 import multer from 'multer';
 import { z } from 'zod';
-import { checkImage } from '../inference/input-check.js';
-import type { ImageStore } from '../images/image-store.js';
-import type { PreparedInputs } from '../inference/prepared-inputs.js';
-import type { ModelInput } from '../inference/manifest.js';
+import { passwordMatches } from '../access/passwords.js';
 import type { Logger } from '../app/logger.js';
 import type { Metrics } from '../app/metrics.js';
 import type { Database } from '../db/database.js';
-import { findInspection, findInspectionIdByIdempotencyKey, listAwaitingReview, listPartHistory, recordDisposition, recordInspection, type Signer } from '../db/inspections.js';
+import { findImageMediaType, findInspection, findInspectionIdByIdempotencyKey, listAwaitingReview, listPartHistory, recordDisposition, recordInspection } from '../db/inspections.js';
 import { findCurrentPlan } from '../db/quality-plans.js';
-import { findPerson, findStationContext } from '../db/stations-and-users.js';
-import { passwordMatches } from '../access/passwords.js';
+import { findStationContext } from '../db/stations.js';
+import { findPerson } from '../db/users.js';
+import { InvalidInputError, NotFoundError, OverloadedError } from '../errors.js';
+import type { ImageStore } from '../images/image-store.js';
+import type { ModelInput } from '../inference/manifest.js';
+import type { PreparedInputs } from '../inference/prepared-inputs.js';
+import { acceptUpload, type AcceptUploadDeps } from '../inspection/accept-upload.js';
+import { disposeInspection } from '../inspection/dispose.js';
+import { note } from '../inspection/trace-fields.js';
 import { role, stationOnly, username } from './auth.js';
 import { HttpError, parseOr400 } from './errors.js';
 import { limitRate } from './rate-limits.js';
 import { idempotencyKeySchema, uploadFieldsSchema } from './upload-fields.js';
-import { note } from '../inspection/trace-fields.js';
-import { describeIssues } from '../validation-issues.js';
 
 export interface InspectionRoutesDeps {
   db: Database;
@@ -32,14 +33,16 @@ export interface InspectionRoutesDeps {
   modelInputs: (modelIds: readonly string[]) => ModelInput[];
   prepared: PreparedInputs;
   limits: { imageBytes: number; imagePixels: number; imagesPerInspection: number };
-  topicPrefix: string;
   metrics: Metrics;
   log: Logger;
 }
 
-interface ReceivedImage { bytes: Buffer }
-
 const uuid = z.uuid();
+const inspectionId = (req: Request) => {
+  const id = String(req.params.id);
+  if (!uuid.safeParse(id).success) throw new InvalidInputError('invalid_id', 'an inspection id is a UUID');
+  return id;
+};
 
 export function inspectionRoutes(deps: InspectionRoutesDeps): Router {
   const router = Router();
@@ -48,6 +51,17 @@ export function inspectionRoutes(deps: InspectionRoutesDeps): Router {
     limits: { fileSize: deps.limits.imageBytes, files: deps.limits.imagesPerInspection, fields: 16, fieldSize: 4096, parts: deps.limits.imagesPerInspection + 16, headerPairs: 100 },
   }).array('image', deps.limits.imagesPerInspection);
   const rawImage = express.raw({ type: 'image/*', limit: deps.limits.imageBytes });
+  const uploads: AcceptUploadDeps = {
+    stationContext: (stationId) => findStationContext(deps.db, stationId),
+    currentPlan: (partNumber, operation) => findCurrentPlan(deps.db, partNumber, operation),
+    modelInputs: deps.modelInputs,
+    storeImage: (bytes) => deps.images.put(bytes),
+    storePrepared: (sha256, key, raw) => deps.prepared.put(sha256, key, raw),
+    recordInspection: (inspection) => recordInspection(deps.db, inspection),
+    enqueue: deps.enqueue,
+    maxPixels: deps.limits.imagePixels,
+    log: deps.log,
+  };
 
   const perStation = limitRate({
     windowSeconds: 1,
@@ -60,7 +74,7 @@ export function inspectionRoutes(deps: InspectionRoutesDeps): Router {
     const keyHeader = req.get('idempotency-key');
     if (keyHeader === undefined) return next();
     const k = idempotencyKeySchema.safeParse(keyHeader);
-    if (!k.success) throw new HttpError(400, 'invalid_idempotency_key', `Idempotency-Key: ${k.error.issues[0]!.message}`);
+    if (!k.success) throw new InvalidInputError('invalid_idempotency_key', `Idempotency-Key: ${k.error.issues[0]!.message}`);
     res.locals.idempotencyKey = k.data;
     const station = req.principal as { stationId: string };
     const earlier = await findInspectionIdByIdempotencyKey(deps.db, station.stationId, k.data);
@@ -71,9 +85,7 @@ export function inspectionRoutes(deps: InspectionRoutesDeps): Router {
   };
   const backpressure = async (_req: Request, _res: unknown, next: () => void) => {
     const depth = await deps.queueDepth();
-    if (depth > deps.maxQueueDepth) {
-      throw new HttpError(503, 'overloaded', `${depth} inspections are waiting for a worker (limit ${deps.maxQueueDepth}); retry later`, { 'Retry-After': '5' });
-    }
+    if (depth > deps.maxQueueDepth) throw new OverloadedError(`${depth} inspections are waiting for a worker (limit ${deps.maxQueueDepth}); retry later`, 5);
     next();
   };
 
@@ -82,8 +94,13 @@ export function inspectionRoutes(deps: InspectionRoutesDeps): Router {
     if (req.is('image/*')) return rawImage(req, res, next);
     throw new HttpError(415, 'unsupported_media_type', 'send multipart/form-data with "image" file parts, or a raw image body with an image/* Content-Type');
   }, async (req, res) => {
+    const images = Array.isArray(req.files) ? req.files.map((f) => f.buffer) : Buffer.isBuffer(req.body) ? [req.body] : [];
+    const source = req.is('multipart/form-data') ? req.body ?? {} : req.query;
+    const multiValued = Object.entries(source).find(([, v]) => Array.isArray(v));
+    if (multiValued) throw new InvalidInputError('invalid_field', `field "${multiValued[0]}" is given more than once`);
+    const fields = parseOr400(uploadFieldsSchema, source, 'invalid_field');
     const station = req.principal as Extract<Request['principal'], { kind: 'station' }>;
-    const outcome = await acceptUpload(deps, station, req, (res.locals.idempotencyKey as string | undefined) ?? null);
+    const outcome = await acceptUpload(uploads, { station, images, fields, idempotencyKey: (res.locals.idempotencyKey as string | undefined) ?? null });
     res.locals.inspectionId = outcome.id;
     deps.metrics.uploads.inc({ outcome: outcome.created ? 'accepted' : 'repeated' });
     if (!outcome.created) {
@@ -94,11 +111,10 @@ export function inspectionRoutes(deps: InspectionRoutesDeps): Router {
   });
 
   router.get('/inspections/:id', role('reviewer'), async (req, res) => {
-    const id = String(req.params.id);
-    if (!uuid.safeParse(id).success) throw new HttpError(400, 'invalid_id', 'an inspection id is a UUID');
+    const id = inspectionId(req);
     res.locals.inspectionId = id;
     const doc = await findInspection(deps.db, id);
-    if (!doc) throw new HttpError(404, 'not_found', `no inspection ${id}`);
+    if (!doc) throw new NotFoundError('not_found', `no inspection ${id}`);
     res.json(doc);
   });
 
@@ -127,114 +143,31 @@ export function inspectionRoutes(deps: InspectionRoutesDeps): Router {
   });
 
   router.post('/inspections/:id/disposition', role('reviewer'), failedSignatures, express.json({ limit: '16kb' }), async (req, res) => {
-    const id = String(req.params.id);
-    if (!uuid.safeParse(id).success) throw new HttpError(400, 'invalid_id', 'an inspection id is a UUID');
+    const id = inspectionId(req);
     res.locals.inspectionId = id;
     const body = parseOr400(z.object({
       decision: z.enum(['accept', 'rework', 'scrap']),
       reason: note(2000),
       password: z.string().min(1).max(1024).optional(),
     }).strict(), req.body, 'invalid_disposition');
-    const signedBy = await signer(deps.db, username(req), body.password).catch((err) => {
-      req.log.warn({ username: username(req), inspectionId: id }, 'disposition signature refused');
+    const document = await disposeInspection(
+      { findPerson: (u) => findPerson(deps.db, u), passwordMatches, recordDisposition: (...a) => recordDisposition(deps.db, ...a) },
+      { inspectionId: id, username: username(req), ...body },
+    ).catch((err) => {
+      if (err.name === 'SignatureError') req.log.warn({ username: username(req), inspectionId: id }, 'disposition signature refused');
       throw err;
     });
-    const out = await recordDisposition(deps.db, id, signedBy, body.decision, body.reason, deps.topicPrefix);
-    if (!out.ok) {
-      const [status, message] = {
-        not_found: [404, `no inspection ${id}`],
-        not_decided: [409, 'the inspection has no verdict yet'],
-        not_awaiting_review: [409, 'the inspection is not awaiting review'],
-        already_disposed: [409, 'the inspection has already been disposed'],
-      }[out.code] as [number, string];
-      throw new HttpError(status, out.code, message);
-    }
     req.log.info({ inspectionId: id, decision: body.decision }, 'disposition recorded');
-    res.json(out.document);
+    res.json(document);
   });
 
   router.get('/images/:sha256', role('reviewer'), async (req, res) => {
     const sha = String(req.params.sha256);
-    if (!/^[0-9a-f]{64}$/.test(sha)) throw new HttpError(400, 'invalid_sha256', 'an image is named by its sha256 (64 hex digits)');
-    const known = await deps.db.query(
-      // Overlays: anomaly maps and masks are PNGs, detection boxes a JSON document.
-      `SELECT media_type FROM inspection_images WHERE sha256 = $1
-       UNION ALL SELECT CASE kind WHEN 'boxes' THEN 'application/json' ELSE 'image/png' END FROM inspection_artifacts WHERE sha256 = $1
-       LIMIT 1`, [sha]);
-    if (!known.rows[0]) throw new HttpError(404, 'not_found', `no image ${sha}`);
-    res.type(known.rows[0].media_type).set('Cache-Control', 'private, max-age=31536000, immutable').send(await deps.images.get(sha));
+    if (!/^[0-9a-f]{64}$/.test(sha)) throw new InvalidInputError('invalid_sha256', 'an image is named by its sha256 (64 hex digits)');
+    const mediaType = await findImageMediaType(deps.db, sha);
+    if (!mediaType) throw new NotFoundError('not_found', `no image ${sha}`);
+    res.type(mediaType).set('Cache-Control', 'private, max-age=31536000, immutable').send(await deps.images.get(sha));
   });
 
   return router;
-}
-
-/**
- * A disposition is an electronic signature (21 CFR 11.200): an account with a password signs by
- * entering it again. Accounts without one (API integrations) sign with their token, and the
- * record says so.
- */
-async function signer(db: Database, username: string, password: string | undefined): Promise<Signer> {
-  const person = await findPerson(db, username);
-  if (!person) throw new HttpError(403, 'forbidden', `no user "${username}"`);
-  if (person.passwordHash === null) {
-    if (password !== undefined) throw new HttpError(403, 'invalid_signature', 'this account has no password; sign with its API token alone');
-    return { username, name: person.name, method: 'token' };
-  }
-  if (password === undefined) throw new HttpError(403, 'invalid_signature', 'sign the disposition: enter your password');
-  if (!(await passwordMatches(password, person.passwordHash))) throw new HttpError(403, 'invalid_signature', 'the password is not correct; the disposition was not signed');
-  return { username, name: person.name, method: 'password' };
-}
-
-async function acceptUpload(deps: InspectionRoutesDeps, station: { stationId: string; site: string; line: string }, req: Request, idempotencyKey: string | null) {
-  const received: ReceivedImage[] = Array.isArray(req.files)
-    ? req.files.map((f) => ({ bytes: f.buffer }))
-    : Buffer.isBuffer(req.body) ? [{ bytes: req.body }] : [];
-  if (received.length === 0) throw new HttpError(400, 'missing_image', 'no image: send file parts named "image" or a raw image body');
-
-  const source = req.is('multipart/form-data') ? req.body ?? {} : req.query;
-  const multiValued = Object.entries(source).find(([, v]) => Array.isArray(v));
-  if (multiValued) throw new HttpError(400, 'invalid_field', `field "${multiValued[0]}" is given more than once`);
-  const fields = uploadFieldsSchema.safeParse(source);
-  if (!fields.success) throw new HttpError(400, 'invalid_field', describeIssues(fields.error).join('; '));
-
-  const context = await findStationContext(deps.db, station.stationId);
-  const partNumber = fields.data.partNumber ?? context?.partNumber ?? null;
-  const lotId = fields.data.lotId ?? context?.lotId ?? null;
-  const operation = fields.data.operation ?? context?.operation ?? null;
-  const workOrder = fields.data.workOrder ?? context?.workOrder ?? null;
-  const missing = [!partNumber && 'partNumber', !lotId && 'lotId'].filter(Boolean);
-  if (missing.length) throw new HttpError(400, 'missing_field', `${missing.join(' and ')} missing, and the station's MES context does not supply ${missing.length > 1 ? 'them' : 'it'}`);
-
-  const plan = await findCurrentPlan(deps.db, partNumber!, operation);
-  if (!plan) throw new HttpError(422, 'no_quality_plan', `no quality plan for part number "${partNumber}"${operation ? ` (operation "${operation}")` : ''}`);
-
-  const inputs = deps.modelInputs([...new Set(plan.plan.characteristics.map((c) => c.model))]);
-  const checked = [];
-  for (const [i, img] of received.entries()) {
-    const c = await checkImage(img.bytes, deps.limits.imagePixels, inputs);
-    if (!c.ok) throw new HttpError(c.status, c.code, received.length > 1 ? `image ${i}: ${c.message}` : c.message);
-    checked.push({ ...c, bytes: img.bytes });
-  }
-
-  const images = [];
-  for (const c of checked) {
-    const sha256 = await deps.images.put(c.bytes);
-    for (const [key, raw] of c.prepared) await deps.prepared.put(sha256, key, raw);
-    images.push({ sha256, mediaType: c.mediaType, width: c.width, height: c.height, exifOrientation: c.exifOrientation });
-  }
-  const recorded = await recordInspection(deps.db, {
-    id: randomUUID(),
-    stationId: station.stationId, site: station.site, line: station.line,
-    serial: fields.data.serial, partNumber: partNumber!, lotId: lotId!, workOrder, operation,
-    operator: fields.data.operator ?? null,
-    capturedAt: fields.data.capturedAt ? new Date(fields.data.capturedAt) : new Date(),
-    idempotencyKey,
-    plan: { partNumber: plan.partNumber, operation: plan.operation ?? '', version: plan.version },
-    images,
-  });
-  if (recorded.created) {
-    // The inspection is durably recorded; if the queue is away the reconciler enqueues it later.
-    await deps.enqueue(recorded.id).catch((err) => req.log.warn({ err, inspectionId: recorded.id }, 'enqueue failed; the reconciler will retry'));
-  }
-  return recorded;
 }

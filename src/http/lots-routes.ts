@@ -5,7 +5,8 @@ import { lotReportCsv, writeLotReportPdf } from '../reports/lot-report.js';
 import type { Database } from '../db/database.js';
 import { findLot, listLotParts, listLots, listLotTrace } from '../db/inspections.js';
 import { role, username } from './auth.js';
-import { HttpError, parseOr400 } from './errors.js';
+import { parseOr400 } from './errors.js';
+import { InvalidInputError, NotFoundError } from '../errors.js';
 
 const cursorSchema = z.object({ receivedAt: z.iso.datetime({ offset: true }), id: z.uuid() });
 
@@ -25,7 +26,7 @@ export function lotRoutes(db: Database): Router {
       try {
         cursor = cursorSchema.parse(JSON.parse(Buffer.from(q.cursor, 'base64url').toString()));
       } catch {
-        throw new HttpError(400, 'invalid_cursor', 'the cursor is not one this API gave out');
+        throw new InvalidInputError('invalid_cursor', 'the cursor is not one this API gave out');
       }
     }
     const lot = await findLot(db, String(req.params.lotId), cursor, q.limit);
@@ -59,5 +60,5 @@ export function lotRoutes(db: Database): Router {
   return router;
 }
 
-const notFound = (lotId: unknown) => new HttpError(404, 'not_found', `no inspections in lot ${String(lotId)}`);
+const notFound = (lotId: unknown) => new NotFoundError('not_found', `no inspections in lot ${String(lotId)}`);
 const safeFileName = (s: string) => s.replace(/[^A-Za-z0-9_.-]/g, '_');

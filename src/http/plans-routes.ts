@@ -6,7 +6,8 @@ import type { Database } from '../db/database.js';
 import { findCurrentPlan, listCurrentPlans, listPlanVersions, storePlanVersion } from '../db/quality-plans.js';
 import { note } from '../inspection/trace-fields.js';
 import { role, username } from './auth.js';
-import { HttpError, parseOr400 } from './errors.js';
+import { parseOr400 } from './errors.js';
+import { InvalidInputError, NotFoundError } from '../errors.js';
 
 /** What the registry's models yield, for plan validation and the plan editor. */
 export interface ModelSummary { id: string; version: string; task: string; measures: readonly string[] }
@@ -29,9 +30,9 @@ export function planRoutes(db: Database, models: readonly ModelSummary[]): Route
     const partNumber = String(req.params.partNumber);
     const { reason } = parseOr400(z.object({ reason: note(2000).optional() }), req.query, 'invalid_query');
     const body = req.body && typeof req.body === 'object' && !Array.isArray(req.body) ? { partNumber, ...req.body } : req.body;
-    if (body?.partNumber !== partNumber) throw new HttpError(400, 'invalid_plan', `the plan's partNumber "${body?.partNumber}" differs from the URL's "${partNumber}"`);
+    if (body?.partNumber !== partNumber) throw new InvalidInputError('invalid_plan', `the plan's partNumber "${body?.partNumber}" differs from the URL's "${partNumber}"`);
     const checked = validateQualityPlan(body, catalog);
-    if (!checked.ok) throw new HttpError(400, 'invalid_plan', checked.problems.join('; '));
+    if (!checked.ok) throw new InvalidInputError('invalid_plan', checked.problems.join('; '));
     const stored = await storePlanVersion(db, checked.plan, username(req), reason ?? null);
     req.log.info({ partNumber, version: stored.version }, 'quality plan stored');
     res.status(201).location(`/v1/quality-plans/${encodeURIComponent(partNumber)}?version=${stored.version}`).json(stored);
@@ -40,14 +41,14 @@ export function planRoutes(db: Database, models: readonly ModelSummary[]): Route
   router.get('/quality-plans/:partNumber', role('reviewer'), async (req, res) => {
     const q = parseOr400(operationQuery.extend({ version: z.coerce.number().int().positive().optional() }), req.query, 'invalid_query');
     const stored = await findCurrentPlan(db, String(req.params.partNumber), q.operation ?? null, q.version);
-    if (!stored) throw new HttpError(404, 'not_found', `no quality plan for part number "${req.params.partNumber}"${q.version ? ` version ${q.version}` : ''}`);
+    if (!stored) throw new NotFoundError('not_found', `no quality plan for part number "${req.params.partNumber}"${q.version ? ` version ${q.version}` : ''}`);
     res.json(stored);
   });
 
   router.get('/quality-plans/:partNumber/versions', role('reviewer'), async (req, res) => {
     const q = parseOr400(operationQuery, req.query, 'invalid_query');
     const versions = await listPlanVersions(db, String(req.params.partNumber), q.operation ?? null);
-    if (versions.length === 0) throw new HttpError(404, 'not_found', `no quality plan for part number "${req.params.partNumber}"`);
+    if (versions.length === 0) throw new NotFoundError('not_found', `no quality plan for part number "${req.params.partNumber}"`);
     res.json({ versions });
   });
 
@@ -55,7 +56,7 @@ export function planRoutes(db: Database, models: readonly ModelSummary[]): Route
     const q = parseOr400(operationQuery.extend({ from: z.coerce.number().int().positive(), to: z.coerce.number().int().positive() }), req.query, 'invalid_query');
     const partNumber = String(req.params.partNumber);
     const [from, to] = await Promise.all([q.from, q.to].map((v) => findCurrentPlan(db, partNumber, q.operation ?? null, v)));
-    if (!from || !to) throw new HttpError(404, 'not_found', `part number "${partNumber}" has no plan version ${!from ? q.from : q.to}`);
+    if (!from || !to) throw new NotFoundError('not_found', `part number "${partNumber}" has no plan version ${!from ? q.from : q.to}`);
     res.json({ from: q.from, to: q.to, changes: diffPlans(from.plan, to.plan) });
   });
 

@@ -4,9 +4,10 @@ import { z } from 'zod';
 import { passwordMatches } from '../access/passwords.js';
 import type { Database } from '../db/database.js';
 import { createSession, endSession } from '../db/sessions.js';
-import { findPerson } from '../db/stations-and-users.js';
+import { findPerson } from '../db/users.js';
 import { sessionCookie } from './auth.js';
 import { HttpError } from './errors.js';
+import { InvalidInputError } from '../errors.js';
 import { limitRate } from './rate-limits.js';
 
 const loopbackHosts = new Set(['localhost', '127.0.0.1', '::1', '[::1]']);
@@ -43,7 +44,7 @@ export function sessionSignInRoutes(db: Database, sessionSeconds: number): Route
 
   router.post('/session', express.json({ limit: '4kb' }), failedSignInsFromAddress, failedSignIns, async (req, res) => {
     const body = credentials.safeParse(req.body);
-    if (!body.success) throw new HttpError(400, 'invalid_credentials_format', 'send {"username": "…", "password": "…"}');
+    if (!body.success) throw new InvalidInputError('invalid_credentials_format', 'send {"username": "…", "password": "…"}');
     const person = await findPerson(db, body.data.username);
     if (!(await passwordMatches(body.data.password, person?.passwordHash ?? null)) || !person) {
       req.log.warn({ username: body.data.username }, 'sign-in refused');

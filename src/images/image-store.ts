@@ -1,6 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
+import { NotFoundError } from '../errors.js';
 
 /** Images and overlays, stored by the sha256 of their bytes. */
 export interface ImageStore {
@@ -10,7 +11,8 @@ export interface ImageStore {
   get(sha256: string): Promise<Buffer>;
 }
 
-export class ImageNotFoundError extends Error {}
+/** No such image in the store. */
+export class ImageNotFoundError extends NotFoundError {}
 
 const sha256Pattern = /^[0-9a-f]{64}$/;
 
@@ -23,7 +25,7 @@ export class FilesystemImageStore implements ImageStore {
   constructor(private readonly root: string) {}
 
   private pathOf(sha256: string): string {
-    if (!sha256Pattern.test(sha256)) throw new ImageNotFoundError(`not a sha256: ${sha256}`);
+    if (!sha256Pattern.test(sha256)) throw new ImageNotFoundError('image_not_found', `not a sha256: ${sha256}`);
     return path.join(this.root, sha256.slice(0, 2), sha256.slice(2, 4), sha256);
   }
 
@@ -54,7 +56,7 @@ export class FilesystemImageStore implements ImageStore {
     try {
       return await readFile(this.pathOf(sha256));
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new ImageNotFoundError(`image ${sha256} is not in the store`);
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new ImageNotFoundError('image_not_found', `image ${sha256} is not in the store`);
       throw err;
     }
   }

@@ -1,4 +1,5 @@
 import sharp, { type Metadata } from 'sharp';
+import { ImageTooLargeError, UnsupportedImageError } from '../errors.js';
 import type { ModelInput } from './manifest.js';
 import { decodeOptions, pixelsKey, preparePixels, UnusableImageError } from './preprocess.js';
 
@@ -10,31 +11,30 @@ const supported = new Map([
   ['webp', 'image/webp'],
 ]);
 
-export type ImageCheck =
-  /** `width` and `height` upright: after the EXIF orientation (`exifOrientation`, null when none) is applied. */
-  | { ok: true; mediaType: string; width: number; height: number; exifOrientation: number | null; prepared: Map<string, Buffer> }
-  | { ok: false; status: 413 | 415; code: string; message: string };
+/** A readable image: `width` and `height` upright, after its EXIF orientation (`exifOrientation`, null when none) is applied. */
+export interface CheckedImage { mediaType: string; width: number; height: number; exifOrientation: number | null; prepared: Map<string, Buffer> }
 
 /**
  * Decodes the whole image once so that corrupt, truncated or unsupported data is refused at the door,
  * and refuses images over the pixel limit before decoding them (decompression bombs). The decoding
  * makes the pixels of each given model input, so that workers need not decode the image again.
+ * Throws UnsupportedImageError or ImageTooLargeError.
  */
-export async function checkImage(bytes: Buffer, maxPixels: number, inputs: readonly ModelInput[] = []): Promise<ImageCheck> {
-  if (bytes.length === 0) return { ok: false, status: 415, code: 'unsupported_image', message: 'the image is empty (0 bytes)' };
+export async function checkImage(bytes: Buffer, maxPixels: number, inputs: readonly ModelInput[] = []): Promise<CheckedImage> {
+  if (bytes.length === 0) throw new UnsupportedImageError('unsupported_image', 'the image is empty (0 bytes)');
   let meta: Metadata;
   try {
     meta = await sharp(bytes, { limitInputPixels: false }).metadata();
   } catch {
-    return { ok: false, status: 415, code: 'unsupported_image', message: 'not a readable image (expected JPEG, PNG, TIFF or WebP)' };
+    throw new UnsupportedImageError('unsupported_image', 'not a readable image (expected JPEG, PNG, TIFF or WebP)');
   }
   const mediaType = meta.format ? supported.get(meta.format) : undefined;
-  if (!mediaType) return { ok: false, status: 415, code: 'unsupported_image', message: `unsupported image format "${meta.format}" (expected JPEG, PNG, TIFF or WebP)` };
+  if (!mediaType) throw new UnsupportedImageError('unsupported_image', `unsupported image format "${meta.format}" (expected JPEG, PNG, TIFF or WebP)`);
   const width = meta.autoOrient?.width ?? meta.width;
   const height = meta.autoOrient?.height ?? meta.height;
-  if (!width || !height) return { ok: false, status: 415, code: 'unsupported_image', message: 'the image has no dimensions' };
+  if (!width || !height) throw new UnsupportedImageError('unsupported_image', 'the image has no dimensions');
   if (width * height > maxPixels) {
-    return { ok: false, status: 413, code: 'image_too_large', message: `the image is ${width}×${height} = ${width * height} pixels; the limit is ${maxPixels}` };
+    throw new ImageTooLargeError('image_too_large', `the image is ${width}×${height} = ${width * height} pixels; the limit is ${maxPixels}`);
   }
   const prepared = new Map<string, Buffer>();
   try {
@@ -51,9 +51,9 @@ export async function checkImage(bytes: Buffer, maxPixels: number, inputs: reado
         .toBuffer();
     }
   } catch (err) {
-    if (err instanceof UnusableImageError) return { ok: false, status: 415, code: 'unsuitable_image', message: err.message };
-    return { ok: false, status: 415, code: 'corrupt_image', message: `the ${meta.format} image cannot be decoded: ${(err as Error).message}` };
+    if (err instanceof UnusableImageError) throw new UnsupportedImageError('unsuitable_image', err.message);
+    throw new UnsupportedImageError('corrupt_image', `the ${meta.format} image cannot be decoded: ${(err as Error).message}`);
   }
   const exifOrientation = meta.orientation && meta.orientation >= 1 && meta.orientation <= 8 ? meta.orientation : null;
-  return { ok: true, mediaType, width, height, exifOrientation, prepared };
+  return { mediaType, width, height, exifOrientation, prepared };
 }

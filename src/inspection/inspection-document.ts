@@ -55,7 +55,3 @@ export type VerdictMessage = Omit<InspectionDocument, 'images'> & {
 export function verdictMessage(doc: InspectionDocument, messageId: string, supersedes: string | null): VerdictMessage {
   return { ...doc, images: doc.images.map((i) => ({ sha256: i.sha256 })), messageId, supersedes };
 }
-
-export function verdictTopic(prefix: string, doc: Pick<InspectionDocument, 'site' | 'line' | 'stationId'>): string {
-  return `${prefix}/${doc.site}/${doc.line}/${doc.stationId}/verdict`;
-}

@@ -15,7 +15,6 @@ export interface ProcessorDeps {
   registry: ModelRegistry;
   metrics: Metrics;
   log: Logger;
-  topicPrefix: string;
 }
 
 export type ProcessOutcome = 'decided' | 'already_decided' | 'unknown_inspection';
@@ -76,7 +75,7 @@ async function evaluate(deps: ProcessorDeps, plan: QualityPlan, images: { sha256
 }
 
 async function finish(deps: ProcessorDeps, log: Logger, work: InspectionWork, decision: Decision, models: ModelUsed[], overlays: Overlay[]): Promise<ProcessOutcome> {
-  const { recorded, document } = await recordDecision(deps.db, work, decision, models, overlays, deps.topicPrefix);
+  const { recorded, document } = await recordDecision(deps.db, work, decision, models, overlays);
   if (!recorded) return 'already_decided';
   deps.metrics.verdicts.inc({ verdict: decision.verdict });
   deps.metrics.decisionLatency.observe((Date.parse(document.decidedAt!) - Date.parse(document.receivedAt)) / 1000);

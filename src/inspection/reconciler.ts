@@ -16,7 +16,6 @@ export class Reconciler {
   constructor(
     private readonly db: Database,
     private readonly queue: Queue<InspectionJobData>,
-    private readonly topicPrefix: string,
     private readonly log: Logger,
     private readonly graceSeconds = 30,
   ) {}
@@ -45,7 +44,7 @@ export class Reconciler {
       } else if (state === 'failed') {
         const work = await claimInspection(this.db, id);
         if (work && work.document.status !== 'done') {
-          await recordDecision(this.db, work, undecidable(work.plan, `processing failed: ${job?.failedReason ?? 'unknown error'}`), [], [], this.topicPrefix);
+          await recordDecision(this.db, work, undecidable(work.plan, `processing failed: ${job?.failedReason ?? 'unknown error'}`), [], []);
           failed++;
           this.log.error({ inspectionId: id, reason: job?.failedReason }, 'job failed for good; decided REVIEW');
         }

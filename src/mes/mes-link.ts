@@ -6,7 +6,9 @@ import type { Metrics } from '../app/metrics.js';
 import { stationContextSchema } from '../inspection/trace-fields.js';
 import type { Database } from '../db/database.js';
 import { countUnsent, fetchUnsent, markSent, type OutboxMessage } from '../db/outbox.js';
-import { saveStationContext } from '../db/stations-and-users.js';
+import { clearStationContext, saveStationContext } from '../db/stations.js';
+import { relayBatch } from './relay.js';
+import { Topics } from './topics.js';
 import { describeIssues } from '../validation-issues.js';
 
 export interface MesLinkOptions {
@@ -40,8 +42,11 @@ export class MesLink {
   /** Until the first election has an answer, a process cannot say whether it must reach the broker. */
   private electionAnswered = false;
 
+  private readonly topics: Topics;
+
   constructor(private readonly o: MesLinkOptions) {
     this.log = o.log.child({ component: 'mes-link' });
+    this.topics = new Topics(o.topicPrefix, o.site);
   }
 
   get role(): 'leader' | 'standby' { return this.mqttClient ? 'leader' : 'standby'; }
@@ -94,7 +99,7 @@ export class MesLink {
   }
 
   private connectBroker(): void {
-    const stateTopic = `${this.o.topicPrefix}/${this.o.site}/_module/state`;
+    const stateTopic = this.topics.state;
     const client = mqtt.connect(this.o.mqttUrl, {
       clientId: `visq-${this.o.site}-${randomBytes(4).toString('hex')}`,
       reconnectPeriod: 2000,
@@ -105,7 +110,7 @@ export class MesLink {
     client.on('connect', () => {
       this.log.info({ broker: redact(this.o.mqttUrl) }, 'connected to the MQTT broker');
       client.publish(stateTopic, 'online', { qos: 1, retain: true });
-      client.subscribe(`${this.o.topicPrefix}/${this.o.site}/+/+/context`, { qos: 1 });
+      client.subscribe(this.topics.contexts, { qos: 1 });
       this.wake?.();
     });
     client.on('error', (err) => this.log.warn({ err: err.message, broker: redact(this.o.mqttUrl) }, 'MQTT broker error'));
@@ -114,11 +119,11 @@ export class MesLink {
   }
 
   private async onContext(topic: string, payload: Buffer): Promise<void> {
-    const stationId = topic.split('/').at(-2)!;
+    const { stationId } = this.topics.contextOf(topic);
     const log = this.log.child({ topic, stationId });
     if (payload.length > maxContextBytes) return void log.warn({ bytes: payload.length }, 'context message too large; ignored');
     if (payload.length === 0) {
-      await this.o.db.query('DELETE FROM station_context WHERE station_id = $1', [stationId]).catch((err) => log.error({ err }, 'cannot clear the station context'));
+      await clearStationContext(this.o.db, stationId).catch((err) => log.error({ err }, 'cannot clear the station context'));
       return;
     }
     let json: unknown;
@@ -153,23 +158,13 @@ export class MesLink {
     }
   }
 
-  /** Publishes each station's messages in order, stations side by side; returns how many were acknowledged. */
+  /** Publishes a batch (see relayBatch); returns how many were acknowledged. */
   private async relay(batch: OutboxMessage[]): Promise<number> {
-    const byStation = new Map<string, OutboxMessage[]>();
-    for (const m of batch) {
-      const messages = byStation.get(m.stationId);
-      if (messages) messages.push(m);
-      else byStation.set(m.stationId, [m]);
-    }
-    const acked: number[] = [];
-    await Promise.all([...byStation.values()].map(async (messages) => {
-      for (const m of messages) {
-        if (!(await this.publish(m))) return; // keep order: the rest of this station waits for the next round
-        acked.push(m.seq);
-        const receivedAt = Date.parse((m.payload as { receivedAt: string }).receivedAt);
-        if (!(m.payload as { final?: boolean }).final) this.o.metrics.deliveryLatency.observe((Date.now() - receivedAt) / 1000);
-      }
-    }));
+    const acked = await relayBatch(batch, async (m) => {
+      if (!(await this.publish(m))) return false;
+      if (!m.payload.final) this.o.metrics.deliveryLatency.observe((Date.now() - Date.parse(m.payload.receivedAt)) / 1000);
+      return true;
+    });
     await markSent(this.o.db, acked);
     this.o.metrics.mqttPublished.inc(acked.length);
     return acked.length;
@@ -182,7 +177,7 @@ export class MesLink {
     let timer: NodeJS.Timeout | undefined;
     try {
       await Promise.race([
-        client.publishAsync(m.topic, JSON.stringify(m.payload), { qos: 1 }),
+        client.publishAsync(this.topics.verdict(m.payload), JSON.stringify(m.payload), { qos: 1 }),
         new Promise((_, reject) => { timer = setTimeout(() => reject(new Error(`no broker acknowledgement in ${timeout} ms`)), timeout); }),
       ]);
       return true;
@@ -221,7 +216,8 @@ export class MesLink {
     this.wake?.();
     await this.loop?.catch(() => {});
     if (client?.connected) {
-      await client.publishAsync(`${this.o.topicPrefix}/${this.o.site}/_module/state`, 'offline', { qos: 1, retain: true }).catch(() => {});
+      // Best effort: the last will says `offline` anyway when the connection drops.
+      await client.publishAsync(this.topics.state, 'offline', { qos: 1, retain: true }).catch(() => {});
     }
     this.loop = null;
     await this.resign();

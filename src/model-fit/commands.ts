@@ -2,13 +2,13 @@
  * `visq model fit` and `visq model eval`: fitting an anomaly model for a new part from good images
  * and measuring it on labelled ones, in Node on a CPU. Progress and per-file problems go to stderr;
  * stdout gets one JSON document (fit, eval --json) or a table (eval). Exit codes as every visq
- * command: 0 ok, 2 bad usage or input (InputError), 1 anything else.
+ * command: 0 ok, 2 bad usage or input (InvalidInputError), 1 anything else.
  */
 import { readdir, rm } from 'node:fs/promises';
 import { join, relative, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { InvalidArgumentError, type Command } from 'commander';
-import { InputError } from '../app/cli-errors.js';
+import { InvalidInputError } from '../errors.js';
 import { measureSpecs, type MeasureSpec } from '../inference/manifest.js';
 import { loadModelFolder, ModelLoadError, type RegisteredModel } from '../inference/model-registry.js';
 import { evaluateAnomalyModel, readManifest, type EvaluationResult } from './evaluate.js';
@@ -31,10 +31,10 @@ function unitInterval(value: string): number {
 
 /** The images of a folder option; bad usage (exit 2) when the folder is missing or has none. */
 async function imagesIn(option: string, dir: string): Promise<string[]> {
-  if (!(await isDirectory(dir))) throw new InputError(`${option} ${dir}: not a directory`);
+  if (!(await isDirectory(dir))) throw new InvalidInputError('invalid_argument', `${option} ${dir}: not a directory`);
   const { images, ignored } = await listImages(dir);
   if (ignored.length > 0) log(`${option} ${dir}: ignoring ${ignored.length} file(s) that are not images by their extension (${ignored.slice(0, 3).join(', ')}${ignored.length > 3 ? ', …' : ''})`);
-  if (images.length === 0) throw new InputError(`${option} ${dir}: no images found (looked for .png, .jpg, .jpeg, .tif, .tiff, .webp, .bmp, .gif, also in sub-folders)`);
+  if (images.length === 0) throw new InvalidInputError('invalid_argument', `${option} ${dir}: no images found (looked for .png, .jpg, .jpeg, .tif, .tiff, .webp, .bmp, .gif, also in sub-folders)`);
   return images;
 }
 
@@ -66,8 +66,8 @@ interface FitOptions {
 async function fitCommand(options: FitOptions): Promise<void> {
   const started = performance.now();
   const id = options.id ?? idFromFolder(resolve(options.out));
-  if (!MODEL_ID_PATTERN.test(id)) throw new InputError(`--id "${id}": lower-case letters, digits, ".", "_" or "-", starting with a letter or digit`);
-  if (options.inputSize % 8 !== 0 || options.inputSize < 64) throw new InputError(`--input-size ${options.inputSize}: a multiple of 8, at least 64`);
+  if (!MODEL_ID_PATTERN.test(id)) throw new InvalidInputError('invalid_argument', `--id "${id}": lower-case letters, digits, ".", "_" or "-", starting with a letter or digit`);
+  if (options.inputSize % 8 !== 0 || options.inputSize < 64) throw new InvalidInputError('invalid_argument', `--input-size ${options.inputSize}: a multiple of 8, at least 64`);
   const good = await imagesIn('--good', options.good);
   const valGood = options.valGood ? await imagesIn('--val-good', options.valGood) : [];
   const valBad = options.valBad ? await imagesIn('--val-bad', options.valBad) : [];
@@ -77,10 +77,10 @@ async function fitCommand(options: FitOptions): Promise<void> {
   try {
     outEntries = await readdir(out);
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOTDIR') throw new InputError(`--out ${options.out}: exists and is not a directory`);
+    if ((error as NodeJS.ErrnoException).code === 'ENOTDIR') throw new InvalidInputError('invalid_argument', `--out ${options.out}: exists and is not a directory`);
   }
   if (outEntries.length > 0) {
-    if (!options.force) throw new InputError(`--out ${options.out}: exists and is not empty (use --force to replace a model there)`);
+    if (!options.force) throw new InvalidInputError('invalid_argument', `--out ${options.out}: exists and is not empty (use --force to replace a model there)`);
     // Only what a fit writes is replaced; anything else in the folder is left alone.
     await Promise.all(['model.onnx', 'model.json'].map((file) => rm(join(out, file), { force: true })));
   }
@@ -109,7 +109,7 @@ async function fitCommand(options: FitOptions): Promise<void> {
       },
     });
   } catch (error) {
-    if (error instanceof ModelFitError || error instanceof RangeError) throw new InputError(error.message);
+    if (error instanceof ModelFitError || error instanceof RangeError) throw new InvalidInputError('invalid_argument', error.message);
     throw error;
   }
   for (const entry of result.skipped) log(`skipped ${entry.file}: ${entry.reason}`);
@@ -166,19 +166,19 @@ function perDefectAuroc(result: EvaluationResult, badDir: string): Record<string
 }
 
 async function evalCommand(options: EvalOptions): Promise<void> {
-  if (!(await isDirectory(options.model))) throw new InputError(`--model ${options.model}: not a directory`);
+  if (!(await isDirectory(options.model))) throw new InvalidInputError('invalid_argument', `--model ${options.model}: not a directory`);
   try {
     await readManifest(options.model);
   } catch (error) {
-    throw new InputError(`--model ${options.model}: no valid model.json (${(error as Error).message.split('\n')[0]})`);
+    throw new InvalidInputError('invalid_argument', `--model ${options.model}: no valid model.json (${(error as Error).message.split('\n')[0]})`);
   }
   const good = await imagesIn('--good', options.good);
   const bad = await imagesIn('--bad', options.bad);
   let masks: Map<string, string> | undefined;
   if (options.masks !== undefined) {
-    if (!(await isDirectory(options.masks))) throw new InputError(`--masks ${options.masks}: not a directory`);
+    if (!(await isDirectory(options.masks))) throw new InvalidInputError('invalid_argument', `--masks ${options.masks}: not a directory`);
     masks = await findMasks(options.bad, bad, options.masks);
-    if (masks.size === 0) throw new InputError(`--masks ${options.masks}: no mask matches a bad image (expected the same relative names as under --bad, or <name>_mask.png)`);
+    if (masks.size === 0) throw new InvalidInputError('invalid_argument', `--masks ${options.masks}: no mask matches a bad image (expected the same relative names as under --bad, or <name>_mask.png)`);
     if (masks.size < bad.length) log(`--masks: ${bad.length - masks.size} of ${bad.length} bad images have no mask; the pixel AUROC uses the other ${masks.size}`);
   }
   if (!options.json) log(`scoring ${good.length} good and ${bad.length} bad images with ${options.model}`);
@@ -187,10 +187,10 @@ async function evalCommand(options: EvalOptions): Promise<void> {
     result = await evaluateAnomalyModel({ modelDir: options.model, good, bad, ...(masks ? { masks } : {}), threshold: options.threshold });
   } catch (error) {
     const message = (error as Error).message;
-    if (error instanceof RangeError && /AUROC needs/.test(message)) throw new InputError('after skipping unreadable files, no good or no bad images are left to compare');
+    if (error instanceof RangeError && /AUROC needs/.test(message)) throw new InvalidInputError('invalid_argument', 'after skipping unreadable files, no good or no bad images are left to compare');
     // A model folder whose ONNX file does not match its manifest, or an input contract this
     // evaluation does not implement, is bad input too.
-    if (/has sha256|supports NCHW/.test(message)) throw new InputError(`--model ${options.model}: ${message}`);
+    if (/has sha256|supports NCHW/.test(message)) throw new InvalidInputError('invalid_argument', `--model ${options.model}: ${message}`);
     throw error;
   }
   for (const entry of result.skipped) log(`skipped ${entry.file}: ${entry.reason}`);
@@ -233,12 +233,12 @@ async function evalCommand(options: EvalOptions): Promise<void> {
  * graph, one run on a generated image), and what a quality plan can use from it.
  */
 async function checkCommand(folder: string, options: { json?: boolean }): Promise<void> {
-  if (!(await isDirectory(folder))) throw new InputError(`${folder}: not a directory`);
+  if (!(await isDirectory(folder))) throw new InvalidInputError('invalid_argument', `${folder}: not a directory`);
   let model: RegisteredModel;
   try {
     model = await loadModelFolder(folder);
   } catch (error) {
-    if (error instanceof ModelLoadError) throw new InputError(error.message);
+    if (error instanceof ModelLoadError) throw new InvalidInputError('invalid_argument', error.message);
     throw error;
   }
   const { manifest: m, dryRun } = model;

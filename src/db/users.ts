@@ -1,25 +1,8 @@
-import type pg from 'pg';
 import { issueCredential, parseBearer, secretMatches } from '../access/credentials.js';
 import type { Principal, Role } from '../access/roles.js';
+import { ConflictError, NotFoundError } from '../errors.js';
 import { appendAudit } from './audit-trail.js';
-import { inTransaction, type Database } from './database.js';
-
-type Queryable = pg.Pool | pg.PoolClient;
-
-export class AlreadyExistsError extends Error {}
-
-export async function addStation(db: Database, actor: string, stationId: string, site: string, line: string): Promise<{ stationId: string; apiKey: string }> {
-  const key = issueCredential();
-  return inTransaction(db, async (tx) => {
-    const r = await tx.query(
-      'INSERT INTO stations (station_id, site, line, key_id, key_hash) VALUES ($1,$2,$3,$4,$5) ON CONFLICT (station_id) DO NOTHING',
-      [stationId, site, line, key.id, key.secretHash],
-    );
-    if (r.rowCount === 0) throw new AlreadyExistsError(`station "${stationId}" is already registered`);
-    await appendAudit(tx, { actor, action: 'station.add', entity: `station:${stationId}`, reason: null, details: { site, line } });
-    return { stationId, apiKey: key.bearer };
-  });
-}
+import { inTransaction, type Database, type Queryable } from './database.js';
 
 export interface NewUser { username: string; role: Role; fullName: string | null; passwordHash: string | null }
 
@@ -30,19 +13,17 @@ export async function addUser(db: Database, actor: string, u: NewUser): Promise<
       'INSERT INTO users (username, role, full_name, token_id, token_hash, password_hash) VALUES ($1,$2,$3,$4,$5,$6) ON CONFLICT (username) DO NOTHING',
       [u.username, u.role, u.fullName, token.id, token.secretHash, u.passwordHash],
     );
-    if (r.rowCount === 0) throw new AlreadyExistsError(`user "${u.username}" already exists`);
+    if (r.rowCount === 0) throw new ConflictError('already_exists', `user "${u.username}" already exists`);
     await appendAudit(tx, { actor, action: 'user.add', entity: `user:${u.username}`, reason: null, details: { role: u.role, fullName: u.fullName, passwordSet: u.passwordHash !== null } });
     return { username: u.username, role: u.role, token: token.bearer };
   });
 }
 
-export class NotFoundError extends Error {}
-
 /** Sets (or resets) a person's password and ends their sessions. */
 export async function setPassword(db: Database, actor: string, username: string, passwordHash: string): Promise<void> {
   await inTransaction(db, async (tx) => {
     const r = await tx.query('UPDATE users SET password_hash = $2 WHERE username = $1', [username, passwordHash]);
-    if (r.rowCount === 0) throw new NotFoundError(`no user "${username}"`);
+    if (r.rowCount === 0) throw new NotFoundError('not_found', `no user "${username}"`);
     await tx.query('DELETE FROM sessions WHERE username = $1', [username]);
     await appendAudit(tx, { actor, action: 'user.password', entity: `user:${username}`, reason: null, details: {} });
   });
@@ -51,7 +32,8 @@ export async function setPassword(db: Database, actor: string, username: string,
 export interface Person { username: string; role: Role; name: string; passwordHash: string | null }
 
 export async function findPerson(db: Queryable, username: string): Promise<Person | null> {
-  const r = await db.query('SELECT username, role, coalesce(full_name, username) AS name, password_hash FROM users WHERE username = $1', [username]);
+  const r = await db.query<{ username: string; role: Role; name: string; password_hash: string | null }>(
+    'SELECT username, role, coalesce(full_name, username) AS name, password_hash FROM users WHERE username = $1', [username]);
   const row = r.rows[0];
   return row ? { username: row.username, role: row.role, name: row.name, passwordHash: row.password_hash } : null;
 }
@@ -60,7 +42,7 @@ export async function findPerson(db: Queryable, username: string): Promise<Perso
 export async function authenticate(db: Queryable, bearer: string): Promise<Principal | null> {
   const parsed = parseBearer(bearer);
   if (!parsed) return null;
-  const r = await db.query(
+  const r = await db.query<{ kind: 'station' | 'user'; name: string; site: string | null; line: string | null; role: Role | null; hash: Buffer }>(
     `SELECT 'station' AS kind, station_id AS name, site, line, NULL AS role, key_hash AS hash FROM stations WHERE key_id = $1
      UNION ALL
      SELECT 'user', username, NULL, NULL, role, token_hash FROM users WHERE token_id = $1`,
@@ -69,20 +51,6 @@ export async function authenticate(db: Queryable, bearer: string): Promise<Princ
   const row = r.rows[0];
   if (!row || !secretMatches(parsed.secret, row.hash)) return null;
   return row.kind === 'station'
-    ? { kind: 'station', stationId: row.name, site: row.site, line: row.line }
-    : { kind: 'user', username: row.name, role: row.role };
-}
-
-/** The MES's current job for a station (retained `…/context`), or null. */
-export async function findStationContext(db: Queryable, stationId: string): Promise<Record<string, string | null> | null> {
-  const r = await db.query('SELECT context FROM station_context WHERE station_id = $1', [stationId]);
-  return r.rows[0]?.context ?? null;
-}
-
-export async function saveStationContext(db: Queryable, stationId: string, context: Record<string, string | null>): Promise<void> {
-  await db.query(
-    `INSERT INTO station_context (station_id, context) VALUES ($1, $2)
-     ON CONFLICT (station_id) DO UPDATE SET context = EXCLUDED.context, received_at = now()`,
-    [stationId, JSON.stringify(context)],
-  );
+    ? { kind: 'station', stationId: row.name, site: row.site!, line: row.line! }
+    : { kind: 'user', username: row.name, role: row.role! };
 }
