@@ -16,7 +16,7 @@ export function createMetrics() {
     queueDepth: new Gauge({
       name: 'visq_queue_jobs', help: 'Inspection jobs by state', labelNames: ['state'], registers: [registry],
       async collect() {
-        const counts: Record<string, number> = queueCounts ? await queueCounts().catch(() => ({})) : {};
+        const counts: Record<string, number> = queueCounts ? await queueCounts().catch(() => ({})) : {}; // a scrape while the queue is away shows no counts
         for (const [state, n] of Object.entries(counts)) this.set({ state }, n);
       },
     }),

@@ -15,6 +15,7 @@ import type { Logger } from './logger.js';
 import { MesLink, redact } from '../mes/mes-link.js';
 import type { Metrics } from './metrics.js';
 import { createInspectionQueue, createInspectionWorker, enqueueInspection, queueBackendFor, type QueueBackend } from '../queue/inspection-queue.js';
+import { claimInspection, listUndecided, recordDecision } from '../db/inspections.js';
 import { createInspectionProcessor } from '../inspection/process-inspection.js';
 import { Reconciler } from '../inspection/reconciler.js';
 import { canConnect, createDatabase, migrate, ping, type Database } from '../db/database.js';
@@ -94,6 +95,7 @@ async function waitForRedis(rt: Runtime, url: string, waitSeconds = rt.config.st
     r.on('error', () => {});
     try {
       await r.connect();
+      // Managed Redis services may refuse CONFIG: then there is nothing to warn about.
       const policy = await r.config('GET', 'maxmemory-policy').catch(() => null) as string[] | null;
       if (policy?.[1] && policy[1] !== 'noeviction') rt.log.warn({ policy: policy[1] }, 'Redis maxmemory-policy should be noeviction, or queued jobs can be evicted');
       return;
@@ -203,12 +205,26 @@ export async function runWorker(rt: Runtime, db: Database, backend: QueueBackend
   const pool = new InferencePool(registry, config.imageDir, config.preparedDir, config.limits.imagePixels, threads);
   // The first part after a start must not pay for loading and setting up the sessions.
   await pool.warmUp();
-  const processor = createInspectionProcessor({ db, pool, registry, metrics, log });
+  const processor = createInspectionProcessor({
+    claimInspection: (id) => claimInspection(db, id),
+    recordDecision: (work, decision, models, overlays) => recordDecision(db, work, decision, models, overlays),
+    pool, registry, metrics, log,
+  });
   const worker = createInspectionWorker(backend, processor, config.workerConcurrency ?? threads * 2, jobPolicy(config));
   worker.on('error', (err) => log.warn({ err: err.message }, 'queue worker error'));
   const queue = createInspectionQueue(backend, jobPolicy(config));
   queue.on('error', (err) => log.warn({ err: err.message }, 'queue connection error'));
-  const reconciler = new Reconciler(db, queue, log, config.reconcileAfterSeconds);
+  const reconciler = new Reconciler({
+    listUndecided: (olderThan, limit) => listUndecided(db, olderThan, limit),
+    findJob: async (id) => {
+      const job = await queue.getJob(id);
+      return job ? { state: await job.getState(), failedReason: job.failedReason, remove: () => job.remove() } : null;
+    },
+    enqueue: (id) => enqueueInspection(queue, id),
+    claimInspection: (id) => claimInspection(db, id),
+    recordDecision: (work, decision) => recordDecision(db, work, decision, [], []),
+    log,
+  }, config.reconcileAfterSeconds);
   reconciler.start(Math.min(15_000, config.reconcileAfterSeconds * 500));
   void worker.run();
   rt.onStop(await announceProcess(db, 'worker', loadedModels(registry), (err) => log.warn({ err: err.message }, 'cannot refresh this process in the processes table')));

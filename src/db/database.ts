@@ -62,6 +62,7 @@ export async function inTransaction<T>(db: Database, work: (client: Transaction)
     await client.query('COMMIT');
     return result;
   } catch (err) {
+    // The transaction's own error is the one to report; a failed ROLLBACK leaves nothing committed anyway.
     await client.query('ROLLBACK').catch(() => {});
     throw err;
   } finally {

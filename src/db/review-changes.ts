@@ -39,7 +39,7 @@ export class ReviewChanges {
     if (this.retry) clearTimeout(this.retry);
     for (const s of this.subscribers) s.close();
     this.subscribers.clear();
-    await this.client?.end().catch(() => {});
+    await this.client?.end().catch(() => {}); // stopping: a connection that is already gone is fine
   }
 
   private emit(change: ReviewChange): void {
@@ -52,7 +52,7 @@ export class ReviewChanges {
       if (this.client !== client || this.stopped) return;
       this.client = null;
       this.log.warn({ err: err?.message }, 'lost the review notification connection; reconnecting');
-      client.end().catch(() => {});
+      client.end().catch(() => {}); // the connection is lost already; a new one follows
       this.retry = setTimeout(() => void this.listen(true), 2000);
     };
     this.client = client;

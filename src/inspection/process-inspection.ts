@@ -2,16 +2,20 @@ import type { Logger } from '../app/logger.js';
 import type { Metrics } from '../app/metrics.js';
 import { decide, undecidable, type Decision, type ViewMeasures, type ViewProblems } from '../quality/decision.js';
 import type { QualityPlan } from '../quality/quality-plan.js';
-import type { Database } from '../db/database.js';
-import type { ModelUsed } from './inspection-document.js';
-import { claimInspection, recordDecision, type InspectionWork, type Overlay } from '../db/inspections.js';
+import type { InspectionDocument, ModelUsed } from './inspection-document.js';
+import type { InspectionWork, Overlay } from '../db/inspections.js';
 import type { InferencePool } from '../inference/inference-pool.js';
 import type { ModelRegistry } from '../inference/model-registry.js';
-import type { InspectionJob } from '../queue/inspection-queue.js';
+
+/** A queue job as the processor sees it: which inspection, and which attempt of how many. */
+export interface InspectionJobView { data: { inspectionId: string }; attemptsMade: number; opts: { attempts?: number } }
 
 export interface ProcessorDeps {
-  db: Database;
-  pool: InferencePool;
+  /** Marks the inspection running (unless decided) and returns it with its plan; null when it does not exist. */
+  claimInspection(id: string): Promise<InspectionWork | null>;
+  /** Stores the decision and its verdict message; `recorded` is false when the inspection was decided already. */
+  recordDecision(work: InspectionWork, decision: Decision, models: ModelUsed[], overlays: Overlay[]): Promise<{ recorded: boolean; document: InspectionDocument }>;
+  pool: Pick<InferencePool, 'run'>;
   registry: ModelRegistry;
   metrics: Metrics;
   log: Logger;
@@ -25,10 +29,10 @@ export type ProcessOutcome = 'decided' | 'already_decided' | 'unknown_inspection
  * the inspection is decided REVIEW with the error as reason, so no accepted image is left without a verdict.
  */
 export function createInspectionProcessor(deps: ProcessorDeps) {
-  return async (job: InspectionJob): Promise<ProcessOutcome> => {
+  return async (job: InspectionJobView): Promise<ProcessOutcome> => {
     const id = job.data.inspectionId;
     const log = deps.log.child({ inspectionId: id, jobAttempt: job.attemptsMade + 1 });
-    const work = await claimInspection(deps.db, id);
+    const work = await deps.claimInspection(id);
     if (!work) {
       log.error('job for an inspection that does not exist');
       return 'unknown_inspection';
@@ -75,7 +79,7 @@ async function evaluate(deps: ProcessorDeps, plan: QualityPlan, images: { sha256
 }
 
 async function finish(deps: ProcessorDeps, log: Logger, work: InspectionWork, decision: Decision, models: ModelUsed[], overlays: Overlay[]): Promise<ProcessOutcome> {
-  const { recorded, document } = await recordDecision(deps.db, work, decision, models, overlays);
+  const { recorded, document } = await deps.recordDecision(work, decision, models, overlays);
   if (!recorded) return 'already_decided';
   deps.metrics.verdicts.inc({ verdict: decision.verdict });
   deps.metrics.decisionLatency.observe((Date.parse(document.decidedAt!) - Date.parse(document.receivedAt)) / 1000);

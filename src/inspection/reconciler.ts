@@ -1,9 +1,18 @@
-import type { Queue } from 'bullmq';
 import type { Logger } from '../app/logger.js';
-import { undecidable } from '../quality/decision.js';
-import type { Database } from '../db/database.js';
-import { claimInspection, listUndecided, recordDecision } from '../db/inspections.js';
-import { enqueueInspection, type InspectionJobData } from '../queue/inspection-queue.js';
+import type { InspectionWork } from '../db/inspections.js';
+import { undecidable, type Decision } from '../quality/decision.js';
+
+/** What the reconciler needs of the database and the queue. */
+export interface ReconcilerDeps {
+  /** Inspections accepted at least `olderThanSeconds` ago and still without a verdict. */
+  listUndecided(olderThanSeconds: number, limit: number): Promise<string[]>;
+  /** The inspection's job in the queue: its state, why it failed, and how to remove it; null when there is none. */
+  findJob(inspectionId: string): Promise<{ state: string; failedReason?: string; remove(): Promise<void> } | null>;
+  enqueue(inspectionId: string): Promise<void>;
+  claimInspection(id: string): Promise<InspectionWork | null>;
+  recordDecision(work: InspectionWork, decision: Decision): Promise<unknown>;
+  log: Logger;
+}
 
 /**
  * The safety net behind "every accepted image ends with a verdict": an inspection still undecided
@@ -13,15 +22,10 @@ import { enqueueInspection, type InspectionJobData } from '../queue/inspection-q
 export class Reconciler {
   private timer: NodeJS.Timeout | null = null;
 
-  constructor(
-    private readonly db: Database,
-    private readonly queue: Queue<InspectionJobData>,
-    private readonly log: Logger,
-    private readonly graceSeconds = 30,
-  ) {}
+  constructor(private readonly deps: ReconcilerDeps, private readonly graceSeconds = 30) {}
 
   start(intervalMs = 15_000): void {
-    this.timer = setInterval(() => void this.runOnce().catch((err) => this.log.warn({ err: err.message }, 'reconciliation failed')), intervalMs);
+    this.timer = setInterval(() => void this.runOnce().catch((err) => this.deps.log.warn({ err: err.message }, 'reconciliation failed')), intervalMs);
     this.timer.unref();
   }
 
@@ -30,23 +34,25 @@ export class Reconciler {
   }
 
   async runOnce(): Promise<{ requeued: number; failed: number }> {
+    const { log } = this.deps;
     let requeued = 0;
     let failed = 0;
-    for (const id of await listUndecided(this.db, this.graceSeconds, 500)) {
-      const job = await this.queue.getJob(id);
-      const state = job ? await job.getState() : 'missing';
+    for (const id of await this.deps.listUndecided(this.graceSeconds, 500)) {
+      const job = await this.deps.findJob(id);
+      const state = job?.state ?? 'missing';
       if (state === 'missing' || state === 'unknown' || state === 'completed') {
         // completed without a stored decision cannot happen normally; re-running is safe (first decision wins).
-        if (job && state === 'completed') await job.remove().catch(() => {});
-        await enqueueInspection(this.queue, id);
+        // A job id that is still taken would make the new job a no-op: say so; the next round tries again.
+        if (job && state === 'completed') await job.remove().catch((err) => log.warn({ inspectionId: id, err: err.message }, 'cannot remove the completed job'));
+        await this.deps.enqueue(id);
         requeued++;
-        this.log.warn({ inspectionId: id, state }, 'undecided inspection had no job; enqueued again');
+        log.warn({ inspectionId: id, state }, 'undecided inspection had no job; enqueued again');
       } else if (state === 'failed') {
-        const work = await claimInspection(this.db, id);
+        const work = await this.deps.claimInspection(id);
         if (work && work.document.status !== 'done') {
-          await recordDecision(this.db, work, undecidable(work.plan, `processing failed: ${job?.failedReason ?? 'unknown error'}`), [], []);
+          await this.deps.recordDecision(work, undecidable(work.plan, `processing failed: ${job?.failedReason ?? 'unknown error'}`));
           failed++;
-          this.log.error({ inspectionId: id, reason: job?.failedReason }, 'job failed for good; decided REVIEW');
+          log.error({ inspectionId: id, reason: job?.failedReason }, 'job failed for good; decided REVIEW');
         }
       }
     }

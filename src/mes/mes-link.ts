@@ -193,6 +193,7 @@ export class MesLink {
     const mqttClient = this.mqttClient;
     this.mqttClient = null;
     this.wake?.();
+    // Resigning: the loop's and the connections' own errors were logged where they happened.
     await this.loop?.catch(() => {});
     this.loop = null;
     if (mqttClient) await mqttClient.endAsync(true).catch(() => {});
@@ -207,6 +208,7 @@ export class MesLink {
     const client = this.mqttClient;
     if (client?.connected) {
       const deadline = Date.now() + flushTimeoutMs;
+      // A database that is gone has nothing more to flush: stop waiting.
       while (Date.now() < deadline && (await countUnsent(this.o.db).catch(() => 0)) > 0 && client.connected) {
         this.wake?.();
         await new Promise((r) => setTimeout(r, 100));
@@ -214,7 +216,7 @@ export class MesLink {
     }
     this.stopping = true;
     this.wake?.();
-    await this.loop?.catch(() => {});
+    await this.loop?.catch(() => {}); // its errors were logged in the loop
     if (client?.connected) {
       // Best effort: the last will says `offline` anyway when the connection drops.
       await client.publishAsync(this.topics.state, 'offline', { qos: 1, retain: true }).catch(() => {});

@@ -1,10 +1,12 @@
 /**
- * The input contract of the anomaly models fitted here, and of anomalib ONNX exports with
- * `normalization: null`: RGB, stretched to the model size, float32 NCHW scaled to 0..1, nothing
- * else (no mean/std). Fitting must see exactly the tensors the inspection pipeline will feed
- * (src/inference/preprocess.ts implements the same steps), or scores drift (anomalib #3726).
+ * Images for fitting and evaluating anomaly models, prepared by the inspection pipeline's own
+ * preprocessing (src/inference/preprocess.ts): fitting must see exactly the tensors the pipeline
+ * will feed, or scores drift (anomalib #3726).
  */
+import { readFile } from 'node:fs/promises';
 import sharp from 'sharp';
+import { modelInputSchema, type ModelInput } from '../inference/manifest-fields.js';
+import { pixelsToTensor, preparePixels } from '../inference/preprocess.js';
 
 export interface ImageTensor {
   /** float32 NCHW with N = 1, C = 3 (R, G, B), values 0..1. */
@@ -13,33 +15,19 @@ export interface ImageTensor {
   height: number;
 }
 
-/**
- * Decodes an image (path or encoded bytes) and returns the model input tensor:
- * sharp `.removeAlpha().toColourspace('srgb').resize(W, H, { fit: 'fill' }).raw()`, /255, NCHW.
- */
-export async function loadImageTensor(source: string | Buffer, width: number, height: number): Promise<ImageTensor> {
-  const { data, info } = await sharp(source)
-    .removeAlpha()
-    .toColourspace('srgb')
-    .resize(width, height, { fit: 'fill' })
-    .raw()
-    .toBuffer({ resolveWithObject: true });
-  if (info.channels !== 3 || info.width !== width || info.height !== height) {
-    throw new Error(`expected ${width}x${height}x3 after preprocessing, got ${info.width}x${info.height}x${info.channels}`);
-  }
-  return { data: interleavedToPlanar(data, width, height), width, height };
-}
+/** The input of the models fitted here: RGB stretched to width × height, 0..1, no mean/std (their manifests say so). */
+export const fittedModelInput = (width: number, height: number): ModelInput =>
+  modelInputSchema().parse({ name: 'input', width, height, layout: 'NCHW', channels: 'RGB', resize: 'stretch', normalization: null });
 
-/** HWC uint8 RGB → CHW float32 / 255. */
-export function interleavedToPlanar(rgb: Uint8Array, width: number, height: number): Float32Array {
-  const plane = width * height;
-  const out = new Float32Array(3 * plane);
-  for (let i = 0; i < plane; i++) {
-    out[i] = (rgb[i * 3] as number) / 255;
-    out[plane + i] = (rgb[i * 3 + 1] as number) / 255;
-    out[2 * plane + i] = (rgb[i * 3 + 2] as number) / 255;
-  }
-  return out;
+/** Fitting reads images of any size a camera might give (the upload limit applies to uploads, not here). */
+const maxPixels = 1e9;
+
+/** Decodes an image (path or encoded bytes) into the model's input tensor, as an inspection would. */
+export async function loadImageTensor(source: string | Buffer, width: number, height: number): Promise<ImageTensor> {
+  const bytes = typeof source === 'string' ? await readFile(source) : source;
+  const input = fittedModelInput(width, height);
+  const { raw } = await preparePixels(bytes, input, maxPixels);
+  return { data: pixelsToTensor(raw, input).data, width, height };
 }
 
 /**

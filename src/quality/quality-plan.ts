@@ -6,11 +6,11 @@ import { describeIssues } from '../validation-issues.js';
 export const characteristicSchema = z
   .object({
     name: z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/, '1–64 letters, digits, "_", ".", ":" or "-"'),
-    model: z.string().min(1).max(128),
-    measure: z.string().min(1).max(128),
-    lsl: z.number().finite().nullable().optional(),
-    usl: z.number().finite().nullable().optional(),
-    guardBand: z.number().finite().min(0).default(0),
+    model: z.string().min(1, 'choose a model').max(128),
+    measure: z.string().min(1, 'choose a measure').max(128),
+    lsl: z.number({ error: 'not a number' }).finite('not a finite number').nullable().optional(),
+    usl: z.number({ error: 'not a number' }).finite('not a finite number').nullable().optional(),
+    guardBand: z.number({ error: 'not a number' }).finite('not a finite number').min(0, 'must be 0 or more').default(0),
     severity: z.enum(['critical', 'major', 'minor']).default('major'),
   })
   .strict()
@@ -34,7 +34,7 @@ export const qualityPlanSchema = z
     operation: z.string().min(1).max(64).nullable().optional(),
     /** FAIL verdicts also wait for a person's confirmation before the MES acts on them as final. */
     confirmFail: z.boolean().default(false),
-    characteristics: z.array(characteristicSchema).min(1),
+    characteristics: z.array(characteristicSchema).min(1, 'a plan needs at least one characteristic'),
   })
   .strict()
   .superRefine((p, ctx) => {
@@ -52,23 +52,32 @@ export type Characteristic = QualityPlan['characteristics'][number];
 /** What the model registry offers, so a plan can be checked against it before it is stored. */
 export type MeasureCatalog = ReadonlyMap<string, readonly string[]>;
 
-export type PlanValidation = { ok: true; plan: QualityPlan } | { ok: false; problems: string[] };
+/** One problem with a plan, at the path of the field it concerns (the plan editor shows it there). */
+export interface PlanIssue { path: (string | number)[]; message: string }
 
-/** Validates a plan document and that every characteristic names a model and measure that exist. */
+export type PlanValidation = { ok: true; plan: QualityPlan } | { ok: false; problems: string[]; issues: PlanIssue[] };
+
+/**
+ * Validates a plan document and that every characteristic names a model and measure that exist.
+ * The server and the workbench's plan editor both use this, so they never disagree.
+ */
 export function validateQualityPlan(document: unknown, catalog: MeasureCatalog): PlanValidation {
   const parsed = qualityPlanSchema.safeParse(document);
   if (!parsed.success) {
-    return { ok: false, problems: describeIssues(parsed.error, '(plan)', qualityPlanSchema) };
+    const issues = parsed.error.issues.map((i) => ({ path: i.path.map((p) => (typeof p === 'number' ? p : String(p))), message: i.message }));
+    return { ok: false, problems: describeIssues(parsed.error, '(plan)', qualityPlanSchema), issues };
   }
-  const problems: string[] = [];
+  const issues: PlanIssue[] = [];
   parsed.data.characteristics.forEach((c, i) => {
     const measures = catalog.get(c.model);
-    if (!measures) problems.push(`characteristics.${i}.model: no model "${c.model}" in the registry${didYouMean(c.model, catalog.keys())}`);
+    if (!measures) issues.push({ path: ['characteristics', i, 'model'], message: `no model "${c.model}" in the registry${didYouMean(c.model, catalog.keys())}` });
     else if (!measures.includes(c.measure)) {
-      problems.push(`characteristics.${i}.measure: model "${c.model}" has no measure "${c.measure}"${didYouMean(c.measure, measures)}; it yields ${listFew(measures)}`);
+      issues.push({ path: ['characteristics', i, 'measure'], message: `model "${c.model}" has no measure "${c.measure}"${didYouMean(c.measure, measures)}; it yields ${listFew(measures)}` });
     }
   });
-  return problems.length ? { ok: false, problems } : { ok: true, plan: normalizePlan(parsed.data) };
+  return issues.length
+    ? { ok: false, problems: issues.map((i) => `${i.path.join('.')}: ${i.message}`), issues }
+    : { ok: true, plan: normalizePlan(parsed.data) };
 }
 
 function normalizePlan(plan: QualityPlan): QualityPlan {

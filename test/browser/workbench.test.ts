@@ -183,6 +183,13 @@ describe('review workbench in Chromium', () => {
     // Client-side validation: nothing stored.
     await page.getByText(/number/i).first().waitFor();
     await usl.fill('0.45');
+    // The editor applies the server's own plan rules: LSL equal to USL is allowed there, so what it
+    // reports is the guard band (0.1) covering the empty tolerance, not the LSL.
+    const lsl = page.getByTestId('plan-editor').locator('input[name="lsl"]').first();
+    await lsl.fill('0.45');
+    await page.getByTestId('plan-editor').getByTestId('error-guardBand').getByText(/guard bands cover the whole tolerance/i).waitFor();
+    expect(await page.getByTestId('plan-editor').getByTestId('error-lsl').count()).toBe(0);
+    await lsl.fill('');
     await page.getByRole('button', { name: 'Save new version' }).click();
     await page.locator('[data-testid="plan-version-row"][data-version="2"]').waitFor();
     const versions = (await getJson(`${visq.baseUrl}/v1/quality-plans/PN-1001/versions`, token)).body.versions;

@@ -1,12 +1,12 @@
-// Editor for a new plan version: a table of characteristics, checked here first (the same rules
-// the server applies, so most mistakes are shown next to the field) and saved with a reason.
+// Editor for a new plan version: a table of characteristics, checked here first with the server's
+// own rules (shown next to each field) and saved with a reason.
 
 import { useState } from 'preact/hooks';
 import { ApiError, enc, errorMessage, put } from '../api';
 import { ErrorText, Panel } from '../components/common';
+import { validateQualityPlan } from '../../../src/quality/quality-plan.js';
 import type { ModelInfo, PlanCharacteristic, QualityPlan, Severity } from '../types';
 
-const NAME_RE = /^[A-Za-z0-9_.:-]{1,64}$/;
 const SEVERITIES: Severity[] = ['critical', 'major', 'minor'];
 
 interface Row {
@@ -43,44 +43,38 @@ function toRow(c: PlanCharacteristic): Row {
 
 const emptyRow = (): Row => ({ key: nextKey++, name: '', model: '', measure: '', lsl: '', usl: '', guardBand: '0', severity: 'major' });
 
-/** Parses a number field: undefined when empty, NaN when not a number. */
+/** Parses a number field: undefined when empty, NaN when not a number (which the plan rules refuse). */
 function parseNum(s: string): number | undefined {
   const t = s.trim();
   if (t === '') return undefined;
   return Number(t);
 }
 
-export function validateRows(rows: Row[], models: ModelInfo[] | null): { errors: Map<number, RowErrors>; general: string[] } {
+const fields = new Set<string>(['name', 'model', 'measure', 'lsl', 'usl', 'guardBand', 'severity']);
+const sentence = (m: string) => m.charAt(0).toUpperCase() + m.slice(1);
+
+/**
+ * The server's own plan rules (src/quality/quality-plan.ts), so the editor never disagrees with
+ * it: each problem shown at its row and field. Without the model list, model and measure names are
+ * left to the server.
+ */
+export function validateRows(header: { partNumber: string; operation: string | null; confirmFail: boolean }, rows: Row[], models: ModelInfo[] | null): { errors: Map<number, RowErrors>; general: string[] } {
+  const plan = toPlan(header.partNumber, header.operation, header.confirmFail, rows);
+  const catalog = new Map(models ? models.map((m) => [m.id, m.measures]) : plan.characteristics.map((c) => [c.model, [c.measure]]));
+  const checked = validateQualityPlan(plan, catalog);
   const errors = new Map<number, RowErrors>();
   const general: string[] = [];
-  if (rows.length === 0) general.push('A plan needs at least one characteristic.');
-  const seen = new Map<string, number>();
-  for (const r of rows) {
-    const e: RowErrors = {};
-    const name = r.name.trim();
-    if (!NAME_RE.test(name)) e.name = '1–64 letters, digits, "_", ".", ":" or "-"';
-    else if (seen.has(name)) e.name = `Duplicate name "${name}"`;
-    seen.set(name, r.key);
-    if (!r.model) e.model = 'Choose a model';
-    else if (models && !models.some((m) => m.id === r.model)) e.model = `No model "${r.model}" in the registry`;
-    if (!r.measure) e.measure = 'Choose a measure';
-    else if (models) {
-      const m = models.find((x) => x.id === r.model);
-      if (m && !m.measures.includes(r.measure)) e.measure = `"${r.model}" does not yield "${r.measure}"`;
+  if (checked.ok) return { errors, general };
+  for (const { path, message } of checked.issues) {
+    const row = path[0] === 'characteristics' && typeof path[1] === 'number' ? rows[path[1]] : undefined;
+    if (!row) {
+      general.push(sentence(message));
+      continue;
     }
-    const lsl = parseNum(r.lsl);
-    const usl = parseNum(r.usl);
-    const gb = parseNum(r.guardBand);
-    if (lsl !== undefined && !Number.isFinite(lsl)) e.lsl = 'Not a number';
-    if (usl !== undefined && !Number.isFinite(usl)) e.usl = 'Not a number';
-    if (gb !== undefined && !Number.isFinite(gb)) e.guardBand = 'Not a number';
-    else if (gb !== undefined && gb < 0) e.guardBand = 'Must be ≥ 0';
-    if (lsl === undefined && usl === undefined) e.row = 'Give at least one limit (LSL or USL)';
-    if (lsl !== undefined && usl !== undefined && Number.isFinite(lsl) && Number.isFinite(usl)) {
-      if (!(lsl < usl)) e.lsl = 'LSL must be below USL';
-      else if (gb !== undefined && gb > 0 && 2 * gb >= usl - lsl) e.guardBand = 'Guard bands cover the whole tolerance';
-    }
-    if (Object.keys(e).length) errors.set(r.key, e);
+    const field = typeof path[2] === 'string' && fields.has(path[2]) ? (path[2] as Field) : 'row';
+    const e = errors.get(row.key) ?? {};
+    e[field] ??= sentence(message);
+    errors.set(row.key, e);
   }
   return { errors, general };
 }
@@ -124,7 +118,7 @@ export function PlanEditor(props: {
   const [serverError, setServerError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
 
-  const { errors, general } = validateRows(rows, props.models);
+  const { errors, general } = validateRows({ partNumber: props.partNumber, operation: props.operation, confirmFail }, rows, props.models);
   const update = (key: number, patch: Partial<Row>) => setRows((rs) => rs.map((r) => (r.key === key ? { ...r, ...patch } : r)));
 
   async function save(e: Event) {

@@ -1,0 +1,94 @@
+import sharp from 'sharp';
+import { describe, expect, it, vi } from 'vitest';
+import type { NewInspection } from '../../src/db/inspections.js';
+import { modelInputSchema } from '../../src/inference/manifest-fields.js';
+import { acceptUpload, type AcceptUploadDeps, type Upload } from '../../src/inspection/accept-upload.js';
+import { createLogger } from '../../src/app/logger.js';
+import type { QualityPlan } from '../../src/quality/quality-plan.js';
+
+const png = (w = 32, h = 24) => sharp({ create: { width: w, height: h, channels: 3, background: { r: 200, g: 100, b: 50 } } }).png().toBuffer();
+const plan: QualityPlan = { partNumber: 'PN-1', operation: null, confirmFail: false, characteristics: [{ name: 'c', model: 'm', measure: 'anomaly_score', lsl: null, usl: 0.5, guardBand: 0, severity: 'major' }] };
+
+/** In-memory stand-ins for the store, the database and the queue, recording what the use case did. */
+function fakes(over: Partial<AcceptUploadDeps> = {}) {
+  const stored: Buffer[] = [];
+  const prepared: string[] = [];
+  const recorded: NewInspection[] = [];
+  const enqueued: string[] = [];
+  const deps: AcceptUploadDeps = {
+    stationContext: async () => null,
+    currentPlan: async (partNumber) => (partNumber === 'PN-1' ? { partNumber: 'PN-1', operation: null, version: 3, plan } : null),
+    modelInputs: (ids) => (ids.includes('m') ? [modelInputSchema().parse({ name: 'input', width: 16, height: 16 })] : []),
+    storeImage: async (bytes) => { stored.push(bytes); return `sha-${stored.length}`; },
+    storePrepared: async (sha, key) => { prepared.push(`${sha}/${key}`); },
+    recordInspection: async (ins) => { recorded.push(ins); return { id: ins.id, created: true }; },
+    enqueue: async (id) => { enqueued.push(id); },
+    maxPixels: 1e6,
+    log: createLogger('silent', {}, 2),
+    ...over,
+  };
+  return { deps, stored, prepared, recorded, enqueued };
+}
+
+const upload = async (over: Partial<Upload> = {}): Promise<Upload> => ({
+  station: { stationId: 'cam-1', site: 'site1', line: 'line-a' },
+  images: [await png()],
+  fields: { serial: 'SN-1', partNumber: 'PN-1', lotId: 'LOT-1' },
+  idempotencyKey: null,
+  ...over,
+});
+
+describe('accepting an upload', () => {
+  it('stores the images and the models’ pixels, records the inspection with its plan version, then queues it', async () => {
+    const f = fakes();
+    const r = await acceptUpload(f.deps, await upload({ images: [await png(), await png(40, 30)], idempotencyKey: 'k-1' }));
+    expect(r.created).toBe(true);
+    expect(f.stored).toHaveLength(2);
+    expect(f.prepared).toEqual(['sha-1/16x16-srgb-stretch-lanczos3', 'sha-2/16x16-srgb-stretch-lanczos3']);
+    expect(f.recorded[0]).toMatchObject({
+      stationId: 'cam-1', site: 'site1', line: 'line-a', serial: 'SN-1', partNumber: 'PN-1', lotId: 'LOT-1', idempotencyKey: 'k-1',
+      plan: { partNumber: 'PN-1', operation: '', version: 3 },
+      images: [{ sha256: 'sha-1', mediaType: 'image/png', width: 32, height: 24, exifOrientation: null }, { sha256: 'sha-2', width: 40, height: 30 }],
+    });
+    expect(f.enqueued).toEqual([r.id]);
+  });
+
+  it('takes the fields the upload omits from the station’s MES context', async () => {
+    const f = fakes({ stationContext: async () => ({ partNumber: 'PN-1', lotId: 'LOT-CTX', workOrder: 'WO-7', operation: null }) });
+    await acceptUpload(f.deps, await upload({ fields: { serial: 'SN-2' } }));
+    expect(f.recorded[0]).toMatchObject({ partNumber: 'PN-1', lotId: 'LOT-CTX', workOrder: 'WO-7' });
+  });
+
+  it.each([
+    ['no image', { images: [] }, { name: 'InvalidInputError', code: 'missing_image' }],
+    ['no part number anywhere', { fields: { serial: 'SN', lotId: 'L' } }, { name: 'InvalidInputError', code: 'missing_field', message: expect.stringMatching(/^partNumber missing/) }],
+    ['neither part number nor lot', { fields: { serial: 'SN' } }, { code: 'missing_field', message: expect.stringMatching(/^partNumber and lotId missing, and the station's MES context does not supply them/) }],
+    ['a part without a plan', { fields: { serial: 'SN', partNumber: 'PN-X', lotId: 'L' } }, { name: 'NoQualityPlanError', code: 'no_quality_plan' }],
+  ])('refuses %s, storing and recording nothing', async (_name, over, error) => {
+    const f = fakes();
+    await expect(acceptUpload(f.deps, await upload(over as Partial<Upload>))).rejects.toThrow(expect.objectContaining(error));
+    expect([f.stored, f.recorded, f.enqueued]).toEqual([[], [], []]);
+  });
+
+  it('refuses a part when any one of its images is unusable, naming which, and stores none of them', async () => {
+    const f = fakes();
+    const truncated = (await png(64, 64)).subarray(0, 60);
+    await expect(acceptUpload(f.deps, await upload({ images: [await png(), truncated] }))).rejects.toThrow(expect.objectContaining({ name: 'UnsupportedImageError', message: expect.stringMatching(/^image 1: /) }));
+    expect([f.stored, f.recorded]).toEqual([[], []]);
+  });
+
+  it('a repeated Idempotency-Key gives the earlier inspection and queues nothing new', async () => {
+    const f = fakes({ recordInspection: async () => ({ id: 'earlier', created: false }) });
+    expect(await acceptUpload(f.deps, await upload({ idempotencyKey: 'k' }))).toEqual({ id: 'earlier', created: false });
+    expect(f.enqueued).toEqual([]);
+  });
+
+  it('an upload is accepted when the queue is away: it is recorded, and the reconciler queues it later', async () => {
+    const warn = vi.fn();
+    const f = fakes({ enqueue: async () => { throw new Error('Connection is closed.'); }, log: { warn } as never });
+    const r = await acceptUpload(f.deps, await upload());
+    expect(r.created).toBe(true);
+    expect(f.recorded).toHaveLength(1);
+    expect(warn).toHaveBeenCalledWith(expect.objectContaining({ inspectionId: r.id }), 'enqueue failed; the reconciler will retry');
+  });
+});
