@@ -39,7 +39,14 @@ export class NoQualityPlanError extends DomainError {
 
 /** More work waiting than the system takes: retry after `retryAfterSeconds`. */
 export class OverloadedError extends DomainError {
-  constructor(message: string, readonly retryAfterSeconds: number) {
-    super('overloaded', message);
+  constructor(message: string, readonly retryAfterSeconds: number, code = 'overloaded') {
+    super(code, message);
+  }
+}
+
+/** One caller (a station) asks for more at once than it may: retry after `retryAfterSeconds`. */
+export class TooManyRequestsError extends DomainError {
+  constructor(code: string, message: string, readonly retryAfterSeconds: number) {
+    super(code, message);
   }
 }

@@ -1,3 +1,4 @@
+import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import { describeIssues } from '../validation-issues.js';
@@ -38,6 +39,14 @@ const envSchema = z.object({
   VISQ_MAX_IMAGE_BYTES: positiveInt.default(25 * 1024 * 1024),
   VISQ_MAX_IMAGE_PIXELS: positiveInt.default(50_000_000),
   VISQ_MAX_IMAGES_PER_INSPECTION: positiveInt.default(8),
+  /** Pixels on an image's longer side, and how elongated it may be: what bounds a decode's memory and time beside the pixel count. */
+  VISQ_MAX_IMAGE_SIDE: positiveInt.default(20_000),
+  VISQ_MAX_IMAGE_ASPECT: positiveInt.default(20),
+  /** Uploads decoded at once by one API process (the rest wait, then 503), and of them at most this many from one station (429). */
+  VISQ_DECODE_CONCURRENCY: positiveInt.default(Math.max(1, Math.min(4, os.availableParallelism()))),
+  VISQ_STATION_DECODE_CONCURRENCY: positiveInt.default(2),
+  /** How long an upload waits for a decoder before it is answered 503 with Retry-After. */
+  VISQ_DECODE_WAIT_MS: positiveInt.default(5000),
   /** Inference threads per worker process; defaults to the number of cores. */
   VISQ_INFERENCE_THREADS: positiveInt.optional(),
   /** Jobs one worker process holds at once (preprocessing of the next overlaps inference). */
@@ -90,7 +99,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
       imageBytes: e.VISQ_MAX_IMAGE_BYTES,
       imagePixels: e.VISQ_MAX_IMAGE_PIXELS,
       imagesPerInspection: e.VISQ_MAX_IMAGES_PER_INSPECTION,
+      imageSide: e.VISQ_MAX_IMAGE_SIDE,
+      imageAspect: e.VISQ_MAX_IMAGE_ASPECT,
     },
+    decoding: { concurrency: e.VISQ_DECODE_CONCURRENCY, perStation: e.VISQ_STATION_DECODE_CONCURRENCY, maxWaitMs: e.VISQ_DECODE_WAIT_MS },
     inferenceThreads: e.VISQ_INFERENCE_THREADS,
     workerConcurrency: e.VISQ_WORKER_CONCURRENCY,
     jobAttempts: e.VISQ_JOB_ATTEMPTS,

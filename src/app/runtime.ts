@@ -17,6 +17,7 @@ import type { Metrics } from './metrics.js';
 import { createInspectionQueue, createInspectionWorker, enqueueInspection, queueBackendFor, type QueueBackend } from '../queue/inspection-queue.js';
 import { claimInspection, listUndecided, recordDecision } from '../db/inspections.js';
 import { createInspectionProcessor } from '../inspection/process-inspection.js';
+import { DecodeSlots } from '../inspection/decode-slots.js';
 import { Reconciler } from '../inspection/reconciler.js';
 import { canConnect, createDatabase, migrate, ping, type Database } from '../db/database.js';
 import { announceProcess } from '../db/processes.js';
@@ -155,8 +156,10 @@ export async function runApi(rt: Runtime, db: Database, backend: QueueBackend, r
   const reviewChanges = new ReviewChanges(databaseUrl, log);
   reviewChanges.start();
 
+  const decodeSlots = new DecodeSlots(config.decoding.concurrency, config.decoding.perStation, config.decoding.maxWaitMs);
   const app = createHttpApp({
     db,
+    decodeSlots,
     images: new FilesystemImageStore(config.imageDir),
     enqueue: (id) => enqueueInspection(queue, id),
     queueDepth: cachedFor(500, async () => {
@@ -179,6 +182,7 @@ export async function runApi(rt: Runtime, db: Database, backend: QueueBackend, r
       queue: async () => (await queue.getJobCounts('waiting'), null),
       broker: async () => link.readiness(),
       models: async () => (registry.size ? null : `no models in ${config.modelsDir}`),
+      decoder: async () => decodeSlots.saturation(),
     },
   });
   const server: Server = await new Promise((resolve, reject) => {

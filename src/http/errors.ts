@@ -2,7 +2,7 @@ import type { ErrorRequestHandler } from 'express';
 import type { z } from 'zod';
 import type { Logger } from '../app/logger.js';
 import {
-  ConflictError, DomainError, ImageTooLargeError, InvalidInputError, NoQualityPlanError, NotFoundError, OverloadedError, SignatureError, UnsupportedImageError,
+  ConflictError, DomainError, ImageTooLargeError, InvalidInputError, NoQualityPlanError, NotFoundError, OverloadedError, SignatureError, TooManyRequestsError, UnsupportedImageError,
 } from '../errors.js';
 import { describeIssues } from '../validation-issues.js';
 
@@ -33,6 +33,7 @@ export const domainErrorStatus = new Map<abstract new (...args: never[]) => Doma
   [ImageTooLargeError, 413],
   [UnsupportedImageError, 415],
   [NoQualityPlanError, 422],
+  [TooManyRequestsError, 429],
   [OverloadedError, 503],
 ]);
 
@@ -50,7 +51,8 @@ export function toHttpError(err: any): HttpError {
   if (err instanceof HttpError) return err;
   if (err instanceof DomainError) {
     for (const [type, status] of domainErrorStatus) {
-      if (err instanceof type) return new HttpError(status, err.code, err.message, err instanceof OverloadedError ? { 'Retry-After': String(err.retryAfterSeconds) } : {});
+      const retryAfter: Record<string, string> = err instanceof OverloadedError || err instanceof TooManyRequestsError ? { 'Retry-After': String(err.retryAfterSeconds) } : {};
+      if (err instanceof type) return new HttpError(status, err.code, err.message, retryAfter);
     }
   }
   // multer

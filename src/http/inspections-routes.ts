@@ -14,6 +14,7 @@ import type { ImageStore } from '../images/image-store.js';
 import type { ModelInput } from '../inference/manifest.js';
 import type { PreparedInputs } from '../inference/prepared-inputs.js';
 import { acceptUpload, type AcceptUploadDeps } from '../inspection/accept-upload.js';
+import type { DecodeSlots } from '../inspection/decode-slots.js';
 import { disposeInspection } from '../inspection/dispose.js';
 import { note } from '../inspection/trace-fields.js';
 import { role, stationOnly, username } from './auth.js';
@@ -32,7 +33,8 @@ export interface InspectionRoutesDeps {
   /** Input specs of the models a plan names, and where their pixels are kept for the workers. */
   modelInputs: (modelIds: readonly string[]) => ModelInput[];
   prepared: PreparedInputs;
-  limits: { imageBytes: number; imagePixels: number; imagesPerInspection: number };
+  limits: { imageBytes: number; imagePixels: number; imagesPerInspection: number; imageSide: number; imageAspect: number };
+  decodeSlots: DecodeSlots;
   metrics: Metrics;
   log: Logger;
 }
@@ -59,7 +61,8 @@ export function inspectionRoutes(deps: InspectionRoutesDeps): Router {
     storePrepared: (sha256, key, raw) => deps.prepared.put(sha256, key, raw),
     recordInspection: (inspection) => recordInspection(deps.db, inspection),
     enqueue: deps.enqueue,
-    maxPixels: deps.limits.imagePixels,
+    decodeSlot: (stationId, decode) => deps.decodeSlots.run(stationId, decode),
+    imageLimits: { pixels: deps.limits.imagePixels, side: deps.limits.imageSide, aspect: deps.limits.imageAspect },
     log: deps.log,
   };
 

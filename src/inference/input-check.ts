@@ -11,6 +11,13 @@ const supported = new Map([
   ['webp', 'image/webp'],
 ]);
 
+/**
+ * What one image may be: decoded pixels, pixels on its longer side, and how elongated (longer side ÷
+ * shorter side). The pixel limit alone is not enough: a 49,000,000 × 1 PNG of 143 kB stays under 50 MP
+ * yet takes a gigabyte to decode, and its 1 × 49,000,000 twin seconds of CPU for its rows.
+ */
+export interface ImageLimits { pixels: number; side: number; aspect: number }
+
 /** A readable image: `width` and `height` upright, after its EXIF orientation (`exifOrientation`, null when none) is applied. */
 export interface CheckedImage { mediaType: string; width: number; height: number; exifOrientation: number | null; prepared: Map<string, Buffer> }
 
@@ -18,9 +25,11 @@ export interface CheckedImage { mediaType: string; width: number; height: number
  * Decodes the whole image once so that corrupt, truncated or unsupported data is refused at the door,
  * and refuses images over the pixel limit before decoding them (decompression bombs). The decoding
  * makes the pixels of each given model input, so that workers need not decode the image again.
- * Throws UnsupportedImageError or ImageTooLargeError.
+ * Every limit is checked from the header, before anything is decoded. Throws UnsupportedImageError
+ * or ImageTooLargeError.
  */
-export async function checkImage(bytes: Buffer, maxPixels: number, inputs: readonly ModelInput[] = []): Promise<CheckedImage> {
+export async function checkImage(bytes: Buffer, limits: ImageLimits, inputs: readonly ModelInput[] = []): Promise<CheckedImage> {
+  const maxPixels = limits.pixels;
   if (bytes.length === 0) throw new UnsupportedImageError('unsupported_image', 'the image is empty (0 bytes)');
   let meta: Metadata;
   try {
@@ -35,6 +44,12 @@ export async function checkImage(bytes: Buffer, maxPixels: number, inputs: reado
   if (!width || !height) throw new UnsupportedImageError('unsupported_image', 'the image has no dimensions');
   if (width * height > maxPixels) {
     throw new ImageTooLargeError('image_too_large', `the image is ${width}×${height} = ${width * height} pixels; the limit is ${maxPixels}`);
+  }
+  if (Math.max(width, height) > limits.side) {
+    throw new ImageTooLargeError('image_too_large', `the image is ${width}×${height} pixels; the limit is ${limits.side} pixels on a side`);
+  }
+  if (Math.max(width, height) / Math.min(width, height) > limits.aspect) {
+    throw new ImageTooLargeError('image_too_elongated', `the image is ${width}×${height} pixels, ${Math.round(Math.max(width, height) / Math.min(width, height))} times longer than wide; the limit is ${limits.aspect}:1`);
   }
   const prepared = new Map<string, Buffer>();
   try {

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from '../app/logger.js';
 import { DomainError, InvalidInputError, NoQualityPlanError } from '../errors.js';
-import { checkImage, type CheckedImage } from '../inference/input-check.js';
+import { checkImage, type CheckedImage, type ImageLimits } from '../inference/input-check.js';
 import type { ModelInput } from '../inference/manifest.js';
 import type { QualityPlan } from '../quality/quality-plan.js';
 import type { NewInspection } from '../db/inspections.js';
@@ -35,7 +35,9 @@ export interface AcceptUploadDeps {
   storePrepared(imageSha256: string, pixelsKey: string, raw: Uint8Array): Promise<void>;
   recordInspection(inspection: NewInspection): Promise<{ id: string; created: boolean }>;
   enqueue(inspectionId: string): Promise<void>;
-  maxPixels: number;
+  /** Runs the decoding of one upload's images within the station's and the process's share (DecodeSlots). */
+  decodeSlot<T>(stationId: string, decode: () => Promise<T>): Promise<T>;
+  imageLimits: ImageLimits;
   log: Logger;
 }
 
@@ -63,16 +65,19 @@ export async function acceptUpload(deps: AcceptUploadDeps, upload: Upload): Prom
   if (!plan) throw new NoQualityPlanError(`no quality plan for part number "${partNumber}"${operation ? ` (operation "${operation}")` : ''}`);
 
   const inputs = deps.modelInputs([...new Set(plan.plan.characteristics.map((c) => c.model))]);
-  const checked: (CheckedImage & { bytes: Buffer })[] = [];
-  for (const [i, bytes] of upload.images.entries()) {
-    try {
-      checked.push({ ...(await checkImage(bytes, deps.maxPixels, inputs)), bytes });
-    } catch (err) {
-      // With several views, say which one.
-      if (err instanceof DomainError && upload.images.length > 1) err.message = `image ${i}: ${err.message}`;
-      throw err;
+  const checked = await deps.decodeSlot(upload.station.stationId, async () => {
+    const images: (CheckedImage & { bytes: Buffer })[] = [];
+    for (const [i, bytes] of upload.images.entries()) {
+      try {
+        images.push({ ...(await checkImage(bytes, deps.imageLimits, inputs)), bytes });
+      } catch (err) {
+        // With several views, say which one.
+        if (err instanceof DomainError && upload.images.length > 1) err.message = `image ${i}: ${err.message}`;
+        throw err;
+      }
     }
-  }
+    return images;
+  });
 
   const images = [];
   for (const c of checked) {

@@ -3,7 +3,8 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { until } from '../support/services.js';
-import { cliJson, createTestDatabase, fixture, startVisq, testEnv, type VisqProcess } from '../support/visq.js';
+import { pngHeader } from '../support/images.js';
+import { cliJson, createTestDatabase, fixture, postImage, startVisq, testEnv, type VisqProcess } from '../support/visq.js';
 
 /**
  * Generated hostile uploads: mutated images, hostile field values, wrong content types. Whatever
@@ -113,4 +114,36 @@ describe('hostile uploads, generated', () => {
     expect((await fetch(`${visq.baseUrl}/readyz`)).status).toBe(200);
     expect(visq.child.exitCode).toBeNull();
   }, 180_000);
+});
+
+describe('images whose decoding would cost more than their bytes suggest', () => {
+  const post = (bytes: Buffer, serial: string) => postImage(visq.baseUrl, apiKey, [{ bytes }], { serial, partNumber: 'PN-1001', lotId: 'LOT-SHAPES' });
+
+  it.each([
+    // Both under 50 MP: a gigabyte to decode the first, seconds of CPU for the rows of the second.
+    ['49,000,000 × 1', pngHeader(49_000_000, 1), /49000000×1 pixels; the limit is 20000 pixels on a side/],
+    ['1 × 49,000,000', pngHeader(1, 49_000_000), /1×49000000 pixels; the limit is 20000 pixels on a side/],
+    ['10,000 × 100 (100:1)', pngHeader(10_000, 100), /100 times longer than wide; the limit is 20:1/],
+  ])('refuses %s from its header with 413, and records nothing', async (_name, bytes, message) => {
+    const before = Number((await database.db.query('SELECT count(*) AS n FROM inspections')).rows[0].n);
+    const res = await post(bytes, `SN-SHAPE-${bytes.length}`);
+    expect(res.status).toBe(413);
+    expect(res.body.error.message).toMatch(message);
+    expect(Number((await database.db.query('SELECT count(*) AS n FROM inspections')).rows[0].n)).toBe(before);
+  });
+
+  it('a burst of large uploads from one station gets its share of the decoders (429 for the rest), and every accepted one is decided', async () => {
+    // 36 MP of flat grey: 117 kB to send, over a hundred milliseconds to decode each.
+    const large = await sharp({ create: { width: 6000, height: 6000, channels: 3, background: { r: 90, g: 90, b: 90 } } }).png({ compressionLevel: 9 }).toBuffer();
+    const answers = await Promise.all(Array.from({ length: 8 }, (_, i) => post(large, `SN-BURST-${i}`)));
+    const statuses = answers.map((a) => a.status);
+    expect(statuses.every((s) => s === 202 || s === 429 || s === 503), statuses.join()).toBe(true);
+    expect(statuses).toContain(202);
+    const refused = answers.filter((a) => a.status === 429);
+    expect(refused.length).toBeGreaterThan(0);
+    expect(refused[0]!.body.error.code).toBe('station_decode_limit');
+    expect(refused[0]!.headers.get('retry-after')).toBe('1');
+    const ids = answers.filter((a) => a.status === 202).map((a) => a.body.id);
+    await until(async () => Number((await database.db.query(`SELECT count(*) AS n FROM inspections WHERE id = ANY($1) AND status = 'done'`, [ids])).rows[0].n) === ids.length, 'the accepted burst to be decided', 60_000);
+  }, 120_000);
 });

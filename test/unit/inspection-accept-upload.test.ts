@@ -23,7 +23,8 @@ function fakes(over: Partial<AcceptUploadDeps> = {}) {
     storePrepared: async (sha, key) => { prepared.push(`${sha}/${key}`); },
     recordInspection: async (ins) => { recorded.push(ins); return { id: ins.id, created: true }; },
     enqueue: async (id) => { enqueued.push(id); },
-    maxPixels: 1e6,
+    decodeSlot: (_station, decode) => decode(),
+    imageLimits: { pixels: 1e6, side: 10_000, aspect: 20 },
     log: createLogger('silent', {}, 2),
     ...over,
   };
