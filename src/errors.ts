@@ -30,6 +30,9 @@ export class ImageTooLargeError extends DomainError {}
 /** Not an image visq can read, or one the models cannot use (corrupt, unsupported, too few channels). */
 export class UnsupportedImageError extends DomainError {}
 
+/** A well-formed request that contradicts what the same caller sent before (a reused Idempotency-Key). */
+export class UnprocessableError extends DomainError {}
+
 /** No quality plan for the part: nothing to judge it by (CONTRACT.md: 422 `no_quality_plan`). */
 export class NoQualityPlanError extends DomainError {
   constructor(message: string) {

@@ -59,6 +59,10 @@ const envSchema = z.object({
   VISQ_QUEUE_PREFIX: z.string().regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, "_" or "-"').default('visq'),
   /** How long a worker's claim on a job lasts; a killed worker's jobs are retried after about this long. */
   VISQ_JOB_LOCK_MS: positiveInt.default(30_000),
+  /** How far a capture time may lie from the upload's arrival before the upload is refused. */
+  VISQ_CAPTURE_TIME_TOLERANCE_HOURS: positiveInt.default(24),
+  /** How long a station's Idempotency-Key holds: a repeat within it is answered with the first inspection. */
+  VISQ_IDEMPOTENCY_KEY_HOURS: positiveInt.default(24),
   /** Uploads get 503 with Retry-After while more inspections than this wait in the queue. */
   VISQ_MAX_QUEUE_DEPTH: positiveInt.default(5000),
   /** Uploads per second one station may make (each API process counts on its own). */
@@ -112,6 +116,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
     logLevel: e.VISQ_LOG_LEVEL,
     startupWaitSeconds: e.VISQ_STARTUP_WAIT_SECONDS,
     maxQueueDepth: e.VISQ_MAX_QUEUE_DEPTH,
+    idempotencyKeyHours: e.VISQ_IDEMPOTENCY_KEY_HOURS,
+    captureTimeToleranceHours: e.VISQ_CAPTURE_TIME_TOLERANCE_HOURS,
     stationRateLimit: e.VISQ_STATION_RATE_LIMIT,
     sessionHours: e.VISQ_SESSION_HOURS,
     trustProxy: e.VISQ_TRUST_PROXY,

@@ -167,6 +167,8 @@ export async function runApi(rt: Runtime, db: Database, backend: QueueBackend, r
       return (c.waiting ?? 0) + (c.prioritized ?? 0) + (c.delayed ?? 0);
     }),
     maxQueueDepth: config.maxQueueDepth,
+    idempotencyKeyHours: config.idempotencyKeyHours,
+    captureTimeToleranceHours: config.captureTimeToleranceHours,
     stationRateLimit: config.stationRateLimit,
     modelInputs: (ids) => ids.flatMap((id) => registry.get(id)?.manifest.input ?? []),
     prepared: new PreparedInputs(config.preparedDir),

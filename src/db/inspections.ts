@@ -22,42 +22,54 @@ export interface NewInspection {
   operation: string | null;
   operator: string | null;
   capturedAt: Date;
-  idempotencyKey: string | null;
   plan: { partNumber: string; operation: string; version: number };
   images: { sha256: string; mediaType: string; width: number; height: number; exifOrientation: number | null }[];
 }
 
+/** A station's Idempotency-Key for one request (CONTRACT.md `POST /v1/inspections`), kept until it expires. */
+export interface IdempotencyKey { key: string; requestHash: string; ttlSeconds: number }
+
 /**
- * Records an accepted upload. Returns the id of the inspection that holds the upload:
- * the new one, or the earlier one with the same station and Idempotency-Key.
+ * Records an accepted upload, and its Idempotency-Key when it has one, in one statement. Returns
+ * `created: false` with nothing recorded when the station's key is still held by another request
+ * (a concurrent repeat); the caller then looks the key up.
  */
-export async function recordInspection(db: Database, ins: NewInspection): Promise<{ id: string; created: boolean }> {
-  // One statement (one round trip, one implicit transaction): lot, inspection and its images.
+export async function recordInspection(db: Database, ins: NewInspection, idempotency: IdempotencyKey | null): Promise<{ id: string; created: boolean }> {
+  // One statement (one round trip, one implicit transaction): key, lot, inspection and its images.
+  // An expired key is taken over; a live one stops the whole insert.
   const inserted = await db.query(
-    `WITH lot AS (INSERT INTO lots (lot_id) VALUES ($7) ON CONFLICT DO NOTHING),
+    `WITH key AS (
+       INSERT INTO idempotency_keys (station_id, key, request_hash, inspection_id, expires_at)
+       SELECT $2, $20, $21, $1, now() + make_interval(secs => $22) WHERE $20::text IS NOT NULL
+       ON CONFLICT (station_id, key) DO UPDATE SET request_hash = EXCLUDED.request_hash, inspection_id = EXCLUDED.inspection_id, expires_at = EXCLUDED.expires_at
+         WHERE idempotency_keys.expires_at <= now()
+       RETURNING 1),
+     go AS (SELECT 1 WHERE $20::text IS NULL OR EXISTS (SELECT 1 FROM key)),
+     lot AS (INSERT INTO lots (lot_id) SELECT $7 FROM go ON CONFLICT DO NOTHING),
      ins AS (
        INSERT INTO inspections (id, station_id, site, line, serial, part_number, lot_id, work_order, operation, operator,
-         idempotency_key, captured_at, plan_part_number, plan_operation, plan_version)
-       VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15)
-       ON CONFLICT (station_id, idempotency_key) DO NOTHING RETURNING id),
+         captured_at, plan_part_number, plan_operation, plan_version)
+       SELECT $1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14 FROM go RETURNING id),
      img AS (
        INSERT INTO inspection_images (inspection_id, view, sha256, media_type, width, height, exif_orientation)
        SELECT ins.id, v.view - 1, v.sha256, v.media_type, v.width, v.height, v.exif_orientation
-       FROM ins, unnest($16::text[], $17::text[], $18::int[], $19::int[], $20::smallint[]) WITH ORDINALITY AS v(sha256, media_type, width, height, exif_orientation, view))
+       FROM ins, unnest($15::text[], $16::text[], $17::int[], $18::int[], $19::smallint[]) WITH ORDINALITY AS v(sha256, media_type, width, height, exif_orientation, view))
      SELECT id FROM ins`,
     [ins.id, ins.stationId, ins.site, ins.line, ins.serial, ins.partNumber, ins.lotId, ins.workOrder, ins.operation,
-      ins.operator, ins.idempotencyKey, ins.capturedAt, ins.plan.partNumber, ins.plan.operation, ins.plan.version,
-      ins.images.map((i) => i.sha256), ins.images.map((i) => i.mediaType), ins.images.map((i) => i.width), ins.images.map((i) => i.height), ins.images.map((i) => i.exifOrientation)],
+      ins.operator, ins.capturedAt, ins.plan.partNumber, ins.plan.operation, ins.plan.version,
+      ins.images.map((i) => i.sha256), ins.images.map((i) => i.mediaType), ins.images.map((i) => i.width), ins.images.map((i) => i.height), ins.images.map((i) => i.exifOrientation),
+      idempotency?.key ?? null, idempotency?.requestHash ?? null, idempotency?.ttlSeconds ?? null],
   );
-  if (inserted.rowCount === 1) return { id: ins.id, created: true };
-  // The same Idempotency-Key from the same station, accepted before (possibly a moment ago by a concurrent request).
-  const earlier = await findInspectionIdByIdempotencyKey(db, ins.stationId, ins.idempotencyKey!);
-  return { id: earlier!, created: false };
+  return { id: ins.id, created: inserted.rowCount === 1 };
 }
 
-export async function findInspectionIdByIdempotencyKey(db: Queryable, stationId: string, key: string): Promise<string | null> {
-  const r = await db.query<{ id: string }>('SELECT id FROM inspections WHERE station_id = $1 AND idempotency_key = $2', [stationId, key]);
-  return r.rows[0]?.id ?? null;
+/** The request a station's unexpired Idempotency-Key was first used for, and where its inspection stands. */
+export async function findIdempotencyKey(db: Queryable, stationId: string, key: string): Promise<{ inspectionId: string; requestHash: string; status: InspectionDocument['status'] } | null> {
+  const r = await db.query<{ inspection_id: string; request_hash: string; status: InspectionDocument['status'] }>(
+    `SELECT k.inspection_id, k.request_hash, i.status FROM idempotency_keys k JOIN inspections i ON i.id = k.inspection_id
+     WHERE k.station_id = $1 AND k.key = $2 AND k.expires_at > now()`, [stationId, key]);
+  const row = r.rows[0];
+  return row ? { inspectionId: row.inspection_id, requestHash: row.request_hash, status: row.status } : null;
 }
 
 const documentQuery = `

@@ -2,7 +2,7 @@ import type { ErrorRequestHandler } from 'express';
 import type { z } from 'zod';
 import type { Logger } from '../app/logger.js';
 import {
-  ConflictError, DomainError, ImageTooLargeError, InvalidInputError, NoQualityPlanError, NotFoundError, OverloadedError, SignatureError, TooManyRequestsError, UnsupportedImageError,
+  ConflictError, DomainError, ImageTooLargeError, InvalidInputError, NoQualityPlanError, NotFoundError, OverloadedError, SignatureError, TooManyRequestsError, UnprocessableError, UnsupportedImageError,
 } from '../errors.js';
 import { describeIssues } from '../validation-issues.js';
 
@@ -33,6 +33,7 @@ export const domainErrorStatus = new Map<abstract new (...args: never[]) => Doma
   [ImageTooLargeError, 413],
   [UnsupportedImageError, 415],
   [NoQualityPlanError, 422],
+  [UnprocessableError, 422],
   [TooManyRequestsError, 429],
   [OverloadedError, 503],
 ]);

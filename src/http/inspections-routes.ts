@@ -1,15 +1,15 @@
-import express, { Router, type Request, type Response } from 'express';
+import express, { Router, type Request } from 'express';
 import multer from 'multer';
 import { z } from 'zod';
 import { passwordMatches } from '../access/passwords.js';
 import type { Logger } from '../app/logger.js';
 import type { Metrics } from '../app/metrics.js';
 import type { Database } from '../db/database.js';
-import { findImageMediaType, findInspection, findInspectionIdByIdempotencyKey, listAwaitingReview, listPartHistory, recordDisposition, recordInspection } from '../db/inspections.js';
+import { findIdempotencyKey, findImageMediaType, findInspection, listAwaitingReview, listPartHistory, recordDisposition, recordInspection } from '../db/inspections.js';
 import { findCurrentPlan } from '../db/quality-plans.js';
 import { findStationContext } from '../db/stations.js';
 import { findPerson } from '../db/users.js';
-import { InvalidInputError, NotFoundError, OverloadedError } from '../errors.js';
+import { InvalidInputError, NotFoundError } from '../errors.js';
 import type { ImageStore } from '../images/image-store.js';
 import type { ModelInput } from '../inference/manifest.js';
 import type { PreparedInputs } from '../inference/prepared-inputs.js';
@@ -29,6 +29,9 @@ export interface InspectionRoutesDeps {
   /** Inspections waiting for a worker; uploads are refused (503) above `maxQueueDepth`. */
   queueDepth: () => Promise<number>;
   maxQueueDepth: number;
+  /** How long an Idempotency-Key holds. */
+  idempotencyKeyHours: number;
+  captureTimeToleranceHours: number;
   stationRateLimit: number;
   /** Input specs of the models a plan names, and where their pixels are kept for the workers. */
   modelInputs: (modelIds: readonly string[]) => ModelInput[];
@@ -59,7 +62,12 @@ export function inspectionRoutes(deps: InspectionRoutesDeps): Router {
     modelInputs: deps.modelInputs,
     storeImage: (bytes) => deps.images.put(bytes),
     storePrepared: (sha256, key, raw) => deps.prepared.put(sha256, key, raw),
-    recordInspection: (inspection) => recordInspection(deps.db, inspection),
+    recordInspection: (inspection, idempotency) => recordInspection(deps.db, inspection, idempotency),
+    findIdempotencyKey: (stationId, key) => findIdempotencyKey(deps.db, stationId, key),
+    idempotencyKeySeconds: deps.idempotencyKeyHours * 3600,
+    captureTimeToleranceSeconds: deps.captureTimeToleranceHours * 3600,
+    queueDepth: deps.queueDepth,
+    maxQueueDepth: deps.maxQueueDepth,
     enqueue: deps.enqueue,
     decodeSlot: (stationId, decode) => deps.decodeSlots.run(stationId, decode),
     imageLimits: { pixels: deps.limits.imagePixels, side: deps.limits.imageSide, aspect: deps.limits.imageAspect },
@@ -72,27 +80,7 @@ export function inspectionRoutes(deps: InspectionRoutesDeps): Router {
     key: (req) => (req.principal as { stationId: string }).stationId,
     message: `more than ${deps.stationRateLimit} uploads per second from this station`,
   });
-  // A camera retrying an upload that was accepted gets the first inspection, whatever the load, body unread.
-  const answerRepeats = async (req: Request, res: Response, next: () => void) => {
-    const keyHeader = req.get('idempotency-key');
-    if (keyHeader === undefined) return next();
-    const k = idempotencyKeySchema.safeParse(keyHeader);
-    if (!k.success) throw new InvalidInputError('invalid_idempotency_key', `Idempotency-Key: ${k.error.issues[0]!.message}`);
-    res.locals.idempotencyKey = k.data;
-    const station = req.principal as { stationId: string };
-    const earlier = await findInspectionIdByIdempotencyKey(deps.db, station.stationId, k.data);
-    if (!earlier) return next();
-    res.locals.inspectionId = earlier;
-    deps.metrics.uploads.inc({ outcome: 'repeated' });
-    res.status(200).json(await findInspection(deps.db, earlier));
-  };
-  const backpressure = async (_req: Request, _res: unknown, next: () => void) => {
-    const depth = await deps.queueDepth();
-    if (depth > deps.maxQueueDepth) throw new OverloadedError(`${depth} inspections are waiting for a worker (limit ${deps.maxQueueDepth}); retry later`, 5);
-    next();
-  };
-
-  router.post('/inspections', stationOnly, perStation, answerRepeats, backpressure, (req, res, next) => {
+  router.post('/inspections', stationOnly, perStation, (req, res, next) => {
     if (req.is('multipart/form-data')) return multipart(req, res, next);
     if (req.is('image/*')) return rawImage(req, res, next);
     throw new HttpError(415, 'unsupported_media_type', 'send multipart/form-data with "image" file parts, or a raw image body with an image/* Content-Type');
@@ -102,15 +90,14 @@ export function inspectionRoutes(deps: InspectionRoutesDeps): Router {
     const multiValued = Object.entries(source).find(([, v]) => Array.isArray(v));
     if (multiValued) throw new InvalidInputError('invalid_field', `field "${multiValued[0]}" is given more than once`);
     const fields = parseOr400(uploadFieldsSchema, source, 'invalid_field');
+    const keyHeader = req.get('idempotency-key');
+    const idempotencyKey = keyHeader === undefined ? null : parseOr400(idempotencyKeySchema, keyHeader, 'invalid_idempotency_key');
     const station = req.principal as Extract<Request['principal'], { kind: 'station' }>;
-    const outcome = await acceptUpload(uploads, { station, images, fields, idempotencyKey: (res.locals.idempotencyKey as string | undefined) ?? null });
-    res.locals.inspectionId = outcome.id;
-    deps.metrics.uploads.inc({ outcome: outcome.created ? 'accepted' : 'repeated' });
-    if (!outcome.created) {
-      res.status(200).json(await findInspection(deps.db, outcome.id));
-      return;
-    }
-    res.status(202).location(`/v1/inspections/${outcome.id}`).json({ id: outcome.id, status: 'queued' });
+    const accepted = await acceptUpload(uploads, { station, images, fields, idempotencyKey });
+    res.locals.inspectionId = accepted.id;
+    deps.metrics.uploads.inc({ outcome: accepted.created ? 'accepted' : 'repeated' });
+    // A repeat shows the station what its 202 showed, nothing of the verdict, signer or reason.
+    res.status(accepted.created ? 202 : 200).location(`/v1/inspections/${accepted.id}`).json({ id: accepted.id, status: accepted.status });
   });
 
   router.get('/inspections/:id', role('reviewer'), async (req, res) => {

@@ -1,10 +1,12 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
+import canonicalize from 'canonicalize';
 import type { Logger } from '../app/logger.js';
-import { DomainError, InvalidInputError, NoQualityPlanError } from '../errors.js';
+import { DomainError, InvalidInputError, NoQualityPlanError, OverloadedError, UnprocessableError } from '../errors.js';
 import { checkImage, type CheckedImage, type ImageLimits } from '../inference/input-check.js';
 import type { ModelInput } from '../inference/manifest.js';
 import type { QualityPlan } from '../quality/quality-plan.js';
-import type { NewInspection } from '../db/inspections.js';
+import type { IdempotencyKey, NewInspection } from '../db/inspections.js';
+import type { InspectionDocument } from './inspection-document.js';
 import type { StationContext } from './trace-fields.js';
 
 /** The fields a camera sends with its image(s), validated by the HTTP layer (CONTRACT.md `POST /v1/inspections`). */
@@ -33,7 +35,17 @@ export interface AcceptUploadDeps {
   modelInputs(modelIds: readonly string[]): ModelInput[];
   storeImage(bytes: Buffer): Promise<string>;
   storePrepared(imageSha256: string, pixelsKey: string, raw: Uint8Array): Promise<void>;
-  recordInspection(inspection: NewInspection): Promise<{ id: string; created: boolean }>;
+  /** Records the inspection and its key; `created: false` (nothing recorded) when the key is held by another request. */
+  recordInspection(inspection: NewInspection, idempotency: IdempotencyKey | null): Promise<{ id: string; created: boolean }>;
+  /** The request a station's unexpired key was first used for. */
+  findIdempotencyKey(stationId: string, key: string): Promise<{ inspectionId: string; requestHash: string; status: InspectionDocument['status'] } | null>;
+  /** How long a key holds (CONTRACT.md: a repeat within it is answered with the first inspection). */
+  idempotencyKeySeconds: number;
+  /** How far a camera's capture time may lie from the time its upload arrives (clocks drift; year 0001 is garbage). */
+  captureTimeToleranceSeconds: number;
+  /** Inspections waiting for a worker, and above how many uploads are turned away. */
+  queueDepth(): Promise<number>;
+  maxQueueDepth: number;
   enqueue(inspectionId: string): Promise<void>;
   /** Runs the decoding of one upload's images within the station's and the process's share (DecodeSlots). */
   decodeSlot<T>(stationId: string, decode: () => Promise<T>): Promise<T>;
@@ -41,16 +53,33 @@ export interface AcceptUploadDeps {
   log: Logger;
 }
 
+/** What a station learns of its upload: the inspection and where it stands (the `202`, or a repeat's `200`). */
+export interface Accepted { id: string; status: InspectionDocument['status']; created: boolean }
+
 /**
- * A camera's upload becomes a recorded inspection (CONTRACT.md `POST /v1/inspections`): fields the
- * upload omits come from the station's MES context, the part's quality plan is found, each image is
- * decoded under the pixel limit (which also makes the models' input pixels), the images are stored,
- * and the inspection is recorded before its job is queued. A repeat of an `Idempotency-Key` gives
- * the earlier inspection (`created: false`). Nothing is recorded when anything is refused.
+ * A camera's upload becomes a recorded inspection (CONTRACT.md `POST /v1/inspections`). A repeat of
+ * an `Idempotency-Key` with the same request is answered with the first inspection, whatever the
+ * load; the same key with another request is refused (422), never answered with the first part.
+ * Then: backpressure, fields the upload omits from the station's MES context, the part's quality
+ * plan, each image decoded under the limits (which also makes the models' input pixels), the images
+ * stored, and the inspection recorded before its job is queued. Nothing is recorded when anything
+ * is refused.
  */
-export async function acceptUpload(deps: AcceptUploadDeps, upload: Upload): Promise<{ id: string; created: boolean }> {
+export async function acceptUpload(deps: AcceptUploadDeps, upload: Upload): Promise<Accepted> {
   if (upload.images.length === 0) throw new InvalidInputError('missing_image', 'no image: send file parts named "image" or a raw image body');
   const { fields } = upload;
+  const receivedAt = new Date();
+  const capturedAt = fields.capturedAt ? new Date(fields.capturedAt) : receivedAt;
+  if (Math.abs(capturedAt.getTime() - receivedAt.getTime()) > deps.captureTimeToleranceSeconds * 1000) {
+    throw new InvalidInputError('invalid_field', `capturedAt ${fields.capturedAt} is more than ${Math.round(deps.captureTimeToleranceSeconds / 3600)} h from the time the upload arrived (${receivedAt.toISOString()}): check the camera's clock`);
+  }
+  const idempotency = upload.idempotencyKey === null ? null : { key: upload.idempotencyKey, requestHash: requestHash(upload), ttlSeconds: deps.idempotencyKeySeconds };
+  if (idempotency) {
+    const earlier = await repeatOf(deps, upload.station.stationId, idempotency);
+    if (earlier) return earlier;
+  }
+  const depth = await deps.queueDepth();
+  if (depth > deps.maxQueueDepth) throw new OverloadedError(`${depth} inspections are waiting for a worker (limit ${deps.maxQueueDepth}); retry later`, 5);
   const context = await deps.stationContext(upload.station.stationId);
   const partNumber = fields.partNumber ?? context?.partNumber ?? null;
   const lotId = fields.lotId ?? context?.lotId ?? null;
@@ -90,14 +119,37 @@ export async function acceptUpload(deps: AcceptUploadDeps, upload: Upload): Prom
     stationId: upload.station.stationId, site: upload.station.site, line: upload.station.line,
     serial: fields.serial, partNumber, lotId, workOrder, operation,
     operator: fields.operator ?? null,
-    capturedAt: fields.capturedAt ? new Date(fields.capturedAt) : new Date(),
-    idempotencyKey: upload.idempotencyKey,
+    capturedAt,
     plan: { partNumber: plan.partNumber, operation: plan.operation ?? '', version: plan.version },
     images,
-  });
-  if (recorded.created) {
-    // The inspection is durably recorded; if the queue is away the reconciler enqueues it later.
-    await deps.enqueue(recorded.id).catch((err) => deps.log.warn({ err, inspectionId: recorded.id }, 'enqueue failed; the reconciler will retry'));
+  }, idempotency);
+  if (!recorded.created) {
+    // A concurrent request took the key a moment ago: answer as its repeat.
+    const earlier = idempotency && (await repeatOf(deps, upload.station.stationId, idempotency));
+    if (!earlier) throw new Error(`inspection ${recorded.id} was not recorded, and its Idempotency-Key holds no other request`);
+    return earlier;
   }
-  return recorded;
+  // The inspection is durably recorded; if the queue is away the reconciler enqueues it later.
+  await deps.enqueue(recorded.id).catch((err) => deps.log.warn({ err, inspectionId: recorded.id }, 'enqueue failed; the reconciler will retry'));
+  return { id: recorded.id, status: 'queued', created: true };
+}
+
+/**
+ * What makes two uploads the same request: their fields and their images' bytes (hashed), as RFC
+ * 8785 canonical JSON — as the IETF idempotency-key draft and Stripe compare a key's requests.
+ */
+export function requestHash(upload: Pick<Upload, 'fields' | 'images'>): string {
+  const images = upload.images.map((b) => createHash('sha256').update(b).digest('hex'));
+  return createHash('sha256').update(canonicalize({ fields: upload.fields, images })!).digest('hex');
+}
+
+/** The earlier inspection of a repeated request, or null when the key is free; 422 when it names another request. */
+async function repeatOf(deps: AcceptUploadDeps, stationId: string, key: IdempotencyKey): Promise<Accepted | null> {
+  const earlier = await deps.findIdempotencyKey(stationId, key.key);
+  if (!earlier) return null;
+  // Keys recorded before requests were hashed (an empty hash) are answered as repeats until they expire.
+  if (earlier.requestHash !== '' && earlier.requestHash !== key.requestHash) {
+    throw new UnprocessableError('idempotency_key_reused', `Idempotency-Key "${key.key}" was used within the last ${Math.round(deps.idempotencyKeySeconds / 3600)} h for another request (other fields or images); send each part with a key of its own`);
+  }
+  return { id: earlier.inspectionId, status: earlier.status, created: false };
 }

@@ -71,7 +71,10 @@ describe('camera → MES', () => {
 
   it('a multipart upload becomes a verdict on MQTT with full traceability', async () => {
     const img = good[0]!;
-    const res = await postImage(api.baseUrl, apiKey, [{ bytes: img }], { serial: 'SN-1', partNumber: 'PN-1001', lotId: 'LOT-1', workOrder: 'WO-9', operator: 'anna', capturedAt: '2026-11-22T08:00:00+01:00' });
+    // An hour ago, in the camera's own time zone.
+    const captured = new Date(Date.now() - 3600_000);
+    const local = new Date(captured.getTime() + 3600_000).toISOString().replace('Z', '+01:00');
+    const res = await postImage(api.baseUrl, apiKey, [{ bytes: img }], { serial: 'SN-1', partNumber: 'PN-1001', lotId: 'LOT-1', workOrder: 'WO-9', operator: 'anna', capturedAt: local });
     expect(res.status).toBe(202);
     assertApiResponse('/v1/inspections', 'post', 202, res.body);
     expect(res.headers.get('location')).toBe(`/v1/inspections/${res.body.id}`);
@@ -81,7 +84,7 @@ describe('camera → MES', () => {
     expect(v).toMatchObject({
       id: res.body.id, status: 'done', verdict: 'PASS', final: false, reason: null, supersedes: null,
       site: 'site1', line: 'line-a', stationId: 'cam-1', serial: 'SN-1', partNumber: 'PN-1001', lotId: 'LOT-1', workOrder: 'WO-9',
-      operation: null, operator: 'anna', capturedAt: '2026-11-22T07:00:00.000Z',
+      operation: null, operator: 'anna', capturedAt: captured.toISOString(),
       images: [{ sha256: sha256(img) }],
       models: [{ id: 'surface-anomaly', version: model.version, sha256: model.sha256 }],
       plan: { partNumber: 'PN-1001', operation: null, version: 1 },
@@ -131,18 +134,35 @@ describe('camera → MES', () => {
     expect(v).toMatchObject({ serial: 'SN-4', verdict: 'PASS' });
   });
 
-  it('a repeat with the same Idempotency-Key returns the first inspection and creates nothing', async () => {
+  it('a repeat with the same Idempotency-Key returns the first inspection, showing only what its 202 did, and creates nothing', async () => {
     const first = await postImage(api.baseUrl, apiKey, [{ bytes: good[3]! }], { serial: 'SN-5', partNumber: 'PN-1001', lotId: 'LOT-1' }, { 'idempotency-key': 'cam-1-SN-5' });
     expect(first.status).toBe(202);
     await verdictFor(first.body.id);
     const again = await postImage(api.baseUrl, apiKey, [{ bytes: good[3]! }], { serial: 'SN-5', partNumber: 'PN-1001', lotId: 'LOT-1' }, { 'idempotency-key': 'cam-1-SN-5' });
     expect(again.status).toBe(200);
     assertApiResponse('/v1/inspections', 'post', 200, again.body);
-    expect(again.body.id).toBe(first.body.id);
+    expect(again.body).toEqual({ id: first.body.id, status: 'done' });
+    expect(again.headers.get('location')).toBe(`/v1/inspections/${first.body.id}`);
     const rows = await database.db.query(`SELECT count(*)::int AS n FROM inspections WHERE serial = 'SN-5'`);
     expect(rows.rows[0].n).toBe(1);
     await new Promise((r) => setTimeout(r, 500));
     expect(mes.verdicts().filter((v) => v.serial === 'SN-5')).toHaveLength(1);
+  });
+
+  it('the same Idempotency-Key with another part is refused (422) and drops nothing: the other part goes in under a key of its own', async () => {
+    const first = await postImage(api.baseUrl, apiKey, [{ bytes: good[4]! }], { serial: 'SN-K1', partNumber: 'PN-1001', lotId: 'LOT-K' }, { 'idempotency-key': 'reused-key' });
+    expect(first.status).toBe(202);
+    const other = await postImage(api.baseUrl, apiKey, [{ bytes: defect('pit')[0]! }], { serial: 'SN-K2', partNumber: 'PN-1001', lotId: 'LOT-K2' }, { 'idempotency-key': 'reused-key' });
+    expect(other.status).toBe(422);
+    expect(other.body.error).toMatchObject({ code: 'idempotency_key_reused', message: expect.stringContaining('reused-key') });
+    expect(JSON.stringify(other.body)).not.toContain(first.body.id);
+    expect((await database.db.query(`SELECT count(*)::int AS n FROM inspections WHERE serial = 'SN-K2'`)).rows[0].n).toBe(0);
+    // An expired key may be used again (here, made to expire).
+    await database.db.query(`UPDATE idempotency_keys SET expires_at = now() - interval '1 second' WHERE key = 'reused-key'`);
+    const reused = await postImage(api.baseUrl, apiKey, [{ bytes: defect('pit')[0]! }], { serial: 'SN-K2', partNumber: 'PN-1001', lotId: 'LOT-K2' }, { 'idempotency-key': 'reused-key' });
+    expect(reused.status).toBe(202);
+    expect(reused.body.id).not.toBe(first.body.id);
+    await verdictFor(reused.body.id);
   });
 
   it('fields the upload omits come from the station\'s retained MES context', async () => {
@@ -301,7 +321,7 @@ describe('operations', () => {
     expect((await fetch(`${api.baseUrl}/healthz`)).status).toBe(200);
     const ready = await fetch(`${api.baseUrl}/readyz`);
     expect(ready.status).toBe(200);
-    expect(await ready.json()).toEqual({ status: 'ready', checks: { database: 'ok', queue: 'ok', broker: 'ok', models: 'ok' } });
+    expect(await ready.json()).toEqual({ status: 'ready', checks: { database: 'ok', queue: 'ok', broker: 'ok', models: 'ok', decoder: 'ok' } });
     const metrics = await (await fetch(`${api.baseUrl}/metrics`)).text();
     expect(metrics).toMatch(/visq_http_request_duration_seconds_count\{method="POST",route="\/v1\/inspections",status="202"\} \d+/);
     expect(metrics).toMatch(/visq_queue_jobs\{state="waiting"\} \d+/);

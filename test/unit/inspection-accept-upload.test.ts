@@ -15,13 +15,24 @@ function fakes(over: Partial<AcceptUploadDeps> = {}) {
   const prepared: string[] = [];
   const recorded: NewInspection[] = [];
   const enqueued: string[] = [];
+  const keys = new Map<string, { inspectionId: string; requestHash: string; status: 'queued' | 'running' | 'done' }>();
   const deps: AcceptUploadDeps = {
     stationContext: async () => null,
     currentPlan: async (partNumber) => (partNumber === 'PN-1' ? { partNumber: 'PN-1', operation: null, version: 3, plan } : null),
     modelInputs: (ids) => (ids.includes('m') ? [modelInputSchema().parse({ name: 'input', width: 16, height: 16 })] : []),
     storeImage: async (bytes) => { stored.push(bytes); return `sha-${stored.length}`; },
     storePrepared: async (sha, key) => { prepared.push(`${sha}/${key}`); },
-    recordInspection: async (ins) => { recorded.push(ins); return { id: ins.id, created: true }; },
+    recordInspection: async (ins, idempotency) => {
+      if (idempotency && keys.has(idempotency.key)) return { id: ins.id, created: false };
+      recorded.push(ins);
+      if (idempotency) keys.set(idempotency.key, { inspectionId: ins.id, requestHash: idempotency.requestHash, status: 'queued' });
+      return { id: ins.id, created: true };
+    },
+    findIdempotencyKey: async (_station, key) => keys.get(key) ?? null,
+    idempotencyKeySeconds: 24 * 3600,
+    captureTimeToleranceSeconds: 24 * 3600,
+    queueDepth: async () => 0,
+    maxQueueDepth: 100,
     enqueue: async (id) => { enqueued.push(id); },
     decodeSlot: (_station, decode) => decode(),
     imageLimits: { pixels: 1e6, side: 10_000, aspect: 20 },
@@ -43,11 +54,11 @@ describe('accepting an upload', () => {
   it('stores the images and the models’ pixels, records the inspection with its plan version, then queues it', async () => {
     const f = fakes();
     const r = await acceptUpload(f.deps, await upload({ images: [await png(), await png(40, 30)], idempotencyKey: 'k-1' }));
-    expect(r.created).toBe(true);
+    expect(r).toMatchObject({ created: true, status: 'queued' });
     expect(f.stored).toHaveLength(2);
     expect(f.prepared).toEqual(['sha-1/16x16-srgb-stretch-lanczos3', 'sha-2/16x16-srgb-stretch-lanczos3']);
     expect(f.recorded[0]).toMatchObject({
-      stationId: 'cam-1', site: 'site1', line: 'line-a', serial: 'SN-1', partNumber: 'PN-1', lotId: 'LOT-1', idempotencyKey: 'k-1',
+      stationId: 'cam-1', site: 'site1', line: 'line-a', serial: 'SN-1', partNumber: 'PN-1', lotId: 'LOT-1',
       plan: { partNumber: 'PN-1', operation: '', version: 3 },
       images: [{ sha256: 'sha-1', mediaType: 'image/png', width: 32, height: 24, exifOrientation: null }, { sha256: 'sha-2', width: 40, height: 30 }],
     });
@@ -64,6 +75,8 @@ describe('accepting an upload', () => {
     ['no image', { images: [] }, { name: 'InvalidInputError', code: 'missing_image' }],
     ['no part number anywhere', { fields: { serial: 'SN', lotId: 'L' } }, { name: 'InvalidInputError', code: 'missing_field', message: expect.stringMatching(/^partNumber missing/) }],
     ['neither part number nor lot', { fields: { serial: 'SN' } }, { code: 'missing_field', message: expect.stringMatching(/^partNumber and lotId missing, and the station's MES context does not supply them/) }],
+    ['a capture time in year 0001', { fields: { serial: 'SN', partNumber: 'PN-1', lotId: 'L', capturedAt: '0001-01-01T00:00:00Z' } }, { code: 'invalid_field', message: expect.stringMatching(/capturedAt 0001-01-01T00:00:00Z is more than 24 h from the time the upload arrived/) }],
+    ['a capture time in year 9999', { fields: { serial: 'SN', partNumber: 'PN-1', lotId: 'L', capturedAt: '9999-12-31T23:59:59Z' } }, { code: 'invalid_field' }],
     ['a part without a plan', { fields: { serial: 'SN', partNumber: 'PN-X', lotId: 'L' } }, { name: 'NoQualityPlanError', code: 'no_quality_plan' }],
   ])('refuses %s, storing and recording nothing', async (_name, over, error) => {
     const f = fakes();
@@ -78,10 +91,35 @@ describe('accepting an upload', () => {
     expect([f.stored, f.recorded]).toEqual([[], []]);
   });
 
-  it('a repeated Idempotency-Key gives the earlier inspection and queues nothing new', async () => {
-    const f = fakes({ recordInspection: async () => ({ id: 'earlier', created: false }) });
-    expect(await acceptUpload(f.deps, await upload({ idempotencyKey: 'k' }))).toEqual({ id: 'earlier', created: false });
-    expect(f.enqueued).toEqual([]);
+  it('a repeat of a request with its Idempotency-Key gives the earlier inspection, even when overloaded, and records nothing new', async () => {
+    const f = fakes();
+    const first = await acceptUpload(f.deps, await upload({ idempotencyKey: 'k' }));
+    f.deps.queueDepth = async () => 1e6;
+    expect(await acceptUpload(f.deps, await upload({ idempotencyKey: 'k' }))).toEqual({ id: first.id, status: 'queued', created: false });
+    expect([f.recorded.length, f.enqueued.length]).toEqual([1, 1]);
+  });
+
+  it('the same Idempotency-Key with another part is refused (422), never answered with the first part', async () => {
+    const f = fakes();
+    await acceptUpload(f.deps, await upload({ idempotencyKey: 'k' }));
+    for (const other of [{ fields: { serial: 'SN-OTHER', partNumber: 'PN-1', lotId: 'LOT-1' } }, { images: [await png(33, 24)] }]) {
+      await expect(acceptUpload(f.deps, await upload({ idempotencyKey: 'k', ...other }))).rejects.toThrow(expect.objectContaining({ name: 'UnprocessableError', code: 'idempotency_key_reused' }));
+    }
+    expect(f.recorded).toHaveLength(1);
+  });
+
+  it('answers a concurrent repeat that took the key first as that repeat', async () => {
+    const f = fakes();
+    const u = await upload({ idempotencyKey: 'k' });
+    const [a, b] = await Promise.all([acceptUpload(f.deps, u), acceptUpload(f.deps, u)]);
+    expect(a.id).toBe(b.id);
+    expect([a.created, b.created].sort()).toEqual([false, true]);
+  });
+
+  it('turns uploads away while too many inspections wait for a worker (503 with Retry-After)', async () => {
+    const f = fakes({ queueDepth: async () => 101 });
+    await expect(acceptUpload(f.deps, await upload())).rejects.toThrow(expect.objectContaining({ name: 'OverloadedError', retryAfterSeconds: 5 }));
+    expect(f.stored).toEqual([]);
   });
 
   it('an upload is accepted when the queue is away: it is recorded, and the reconciler queues it later', async () => {
