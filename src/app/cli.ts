@@ -2,7 +2,7 @@
 import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import readline from 'node:readline';
-import { Command, CommanderError, Option } from 'commander';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { roles, type Role } from '../access/roles.js';
 import { DomainError, InvalidInputError } from '../errors.js';
 import { loadConfig } from './config.js';
@@ -13,8 +13,8 @@ import { createMetrics } from './metrics.js';
 import { validateQualityPlan } from '../quality/quality-plan.js';
 import { openDatabase, openQueueBackend, openRegistry, resolveDatabaseUrl, resolveMqttUrl, runAll, runApi, runWorker, Runtime } from './runtime.js';
 import { storePlanVersion } from '../db/quality-plans.js';
-import { addStation } from '../db/stations.js';
-import { addUser, setPassword } from '../db/users.js';
+import { addStation, listStations, rotateStationKey, setStationDisabled } from '../db/stations.js';
+import { addUser, issueToken, listUsers, revokeToken, setPassword, setRole, setUserDisabled } from '../db/users.js';
 import { verifyAuditTrail } from '../db/audit-verification.js';
 import { aliveSeconds, runningWorkers } from '../db/processes.js';
 import { listFew } from '../text.js';
@@ -162,26 +162,82 @@ station.command('add <stationId>').description('register a camera station; print
     process.stdout.write(`${JSON.stringify(out)}\n`);
   });
 
-const user = program.command('user').description('people');
+station.command('list').description('every station, with its line and whether it is disabled (JSON)')
+  .action(async () => {
+    process.stdout.write(`${JSON.stringify(await withDatabase((_rt, db) => listStations(db)))}\n`);
+  });
+station.command('rotate-key <stationId>').description("issue a new API key for a station (its old key stops working at once); prints it once")
+  .option('--reason <why>', 'kept in the audit trail')
+  .action(async (stationId: string, opts: { reason?: string }) => {
+    process.stdout.write(`${JSON.stringify(await withDatabase((_rt, db) => rotateStationKey(db, cliActor(), stationId, opts.reason ?? null)))}\n`);
+  });
+for (const [name, disabled] of [['disable', true], ['enable', false]] as const) {
+  station.command(`${name} <stationId>`).description(disabled ? 'refuse the station\'s key (it stays in the record)' : 'accept the station\'s key again')
+    .option('--reason <why>', 'kept in the audit trail')
+    .action(async (stationId: string, opts: { reason?: string }) => {
+      await withDatabase((_rt, db) => setStationDisabled(db, cliActor(), stationId, disabled, opts.reason ?? null));
+      process.stdout.write(`${JSON.stringify({ stationId, disabled })}\n`);
+    });
+}
+
+const user = program.command('user').description('people and API integrations');
 const usernamePattern = /^[A-Za-z0-9_.@-]{1,64}$/;
+const tokenDays = (v: string) => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1 || n > 3650) throw new InvalidArgumentError('a whole number of days from 1 to 3650');
+  return n;
+};
 user.command('add <username>').description('create an account; prints a personal API token once')
   .addOption(new Option('--role <role>', 'what the person may do').choices(roles as string[]).makeOptionMandatory())
   .option('--name <full name>', 'the printed name electronic signatures show (default: the username)')
   .option('--password-stdin', 'read a password for the review workbench from stdin (needed to sign in and to sign dispositions)')
-  .action(async (username: string, opts: { role: Role; name?: string; passwordStdin?: boolean }) => {
+  .option('--integration', 'an API integration without a password: it signs dispositions with its token alone, and the record says so')
+  .option('--token-days <days>', 'days until the API token expires', tokenDays, 365)
+  .action(async (username: string, opts: { role: Role; name?: string; passwordStdin?: boolean; integration?: boolean; tokenDays: number }) => {
     if (!usernamePattern.test(username)) throw new InvalidInputError('invalid_argument', `username "${username}": 1–64 letters, digits or "_.@-"`);
     const fullName = opts.name?.trim() || null;
     if (fullName !== null && fullName.length > 200) throw new InvalidInputError('invalid_argument', '--name: at most 200 characters');
+    if (opts.integration && opts.passwordStdin) throw new InvalidInputError('invalid_argument', '--integration accounts have no password: leave out --password-stdin');
     const passwordHash = opts.passwordStdin ? await hashPassword(await readPassword()) : null;
-    const out = await withDatabase((_rt, db) => addUser(db, cliActor(), { username, role: opts.role, fullName, passwordHash }));
+    const out = await withDatabase((_rt, db) => addUser(db, cliActor(), { username, role: opts.role, fullName, passwordHash, integration: opts.integration ?? false, tokenDays: opts.tokenDays }));
     process.stdout.write(`${JSON.stringify(out)}\n`);
   });
-user.command('passwd <username>').description("set or reset a person's password (from stdin, or typed at a prompt); ends their sessions")
+user.command('passwd <username>').description("set or reset a person's password (from stdin, or typed at a prompt); ends their sessions and revokes their API token")
   .action(async (username: string) => {
     const passwordHash = await hashPassword(await readPassword());
     await withDatabase((_rt, db) => setPassword(db, cliActor(), username, passwordHash));
-    process.stdout.write(`${JSON.stringify({ username, passwordSet: true })}\n`);
+    process.stdout.write(`${JSON.stringify({ username, passwordSet: true, tokenRevoked: true })}\n`);
   });
+user.command('list').description('every account: role, integration, disabled, password set, token expiry (JSON)')
+  .action(async () => {
+    process.stdout.write(`${JSON.stringify(await withDatabase((_rt, db) => listUsers(db)))}\n`);
+  });
+user.command('role <username> <role>').description("change a person's role")
+  .option('--reason <why>', 'kept in the audit trail')
+  .action(async (username: string, role: string, opts: { reason?: string }) => {
+    if (!(roles as string[]).includes(role)) throw new InvalidInputError('invalid_argument', `role "${role}": one of ${roles.join(', ')}`);
+    await withDatabase((_rt, db) => setRole(db, cliActor(), username, role as Role, opts.reason ?? null));
+    process.stdout.write(`${JSON.stringify({ username, role })}\n`);
+  });
+user.command('token <username>').description('issue a new API token (the old one stops working at once); prints it once')
+  .option('--days <days>', 'days until it expires', tokenDays, 365)
+  .action(async (username: string, opts: { days: number }) => {
+    process.stdout.write(`${JSON.stringify(await withDatabase((_rt, db) => issueToken(db, cliActor(), username, opts.days)))}\n`);
+  });
+user.command('revoke-token <username>').description('revoke the API token (sign-in with a password still works)')
+  .option('--reason <why>', 'kept in the audit trail')
+  .action(async (username: string, opts: { reason?: string }) => {
+    await withDatabase((_rt, db) => revokeToken(db, cliActor(), username, opts.reason ?? null));
+    process.stdout.write(`${JSON.stringify({ username, tokenRevoked: true })}\n`);
+  });
+for (const [name, disabled] of [['disable', true], ['enable', false]] as const) {
+  user.command(`${name} <username>`).description(disabled ? 'refuse the account everywhere (sessions end; it stays in the record)' : 'accept the account again')
+    .option('--reason <why>', 'kept in the audit trail')
+    .action(async (username: string, opts: { reason?: string }) => {
+      await withDatabase((_rt, db) => setUserDisabled(db, cliActor(), username, disabled, opts.reason ?? null));
+      process.stdout.write(`${JSON.stringify({ username, disabled })}\n`);
+    });
+}
 
 const plan = program.command('plan').description('quality plans');
 plan.command('apply <file>').description('validate a quality plan (JSON) and store it as a new version')

@@ -41,7 +41,7 @@ export async function runDemo(imageCount: number): Promise<void> {
     const suffix = Math.random().toString(36).slice(2, 6);
     const stationId = `demo-cam-${suffix}`;
     const { apiKey } = await addStation(db, 'demo', stationId, config.site, 'line-1');
-    const { token } = await addUser(db, 'demo', { username: `demo-reviewer-${suffix}`, role: 'reviewer', fullName: 'Demo Reviewer', passwordHash: null });
+    const { token } = await addUser(db, 'demo', { username: `demo-reviewer-${suffix}`, role: 'reviewer', fullName: 'Demo Reviewer', passwordHash: null, integration: true, tokenDays: 1 });
     const planDoc = JSON.parse(await readFile(path.join(packageRoot, 'fixtures', 'plans', 'PN-1001.json'), 'utf8'));
     const checked = validateQualityPlan(planDoc, measureCatalog(registry));
     if (!checked.ok) throw new Error(`demo plan invalid: ${checked.problems.join('; ')}`);

@@ -176,6 +176,7 @@ export async function runApi(rt: Runtime, db: Database, backend: QueueBackend, r
     reviewChanges,
     sessionSeconds: config.sessionHours * 3600,
     trustProxy: config.trustProxy,
+    site: config.site,
     limits: config.limits,
     metrics,
     log,

@@ -5,7 +5,10 @@ import { chainEntry, genesisHash, type AuditEntry } from './audit-chain.js';
 export interface AuditEvent {
   /** A username, or `cli:<os user>` for the command line. */
   actor: string;
-  action: 'plan.version' | 'inspection.disposition' | 'station.add' | 'user.add' | 'user.password';
+  action:
+    | 'plan.version' | 'inspection.disposition'
+    | 'station.add' | 'station.key' | 'station.disable' | 'station.enable'
+    | 'user.add' | 'user.password' | 'user.role' | 'user.disable' | 'user.enable' | 'user.integration' | 'user.token' | 'user.token.revoke';
   entity: string;
   reason: string | null;
   details: Record<string, unknown>;

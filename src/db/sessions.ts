@@ -26,7 +26,7 @@ export async function findSession(db: Queryable, cookieValue: string): Promise<S
   if (!/^[A-Za-z0-9_-]{43}$/.test(cookieValue)) return null;
   const r = await db.query<{ username: string; role: Role; name: string; csrf_token: string }>(
     `SELECT u.username, u.role, coalesce(u.full_name, u.username) AS name, s.csrf_token
-     FROM sessions s JOIN users u USING (username) WHERE s.token_hash = $1 AND s.expires_at > now()`,
+     FROM sessions s JOIN users u USING (username) WHERE s.token_hash = $1 AND s.expires_at > now() AND u.disabled_at IS NULL`,
     [hashSecret(cookieValue)],
   );
   const row = r.rows[0];

@@ -6,6 +6,7 @@ import helmet from 'helmet';
 import { pinoHttp } from 'pino-http';
 import { randomUUID } from 'node:crypto';
 import type { ReviewChanges } from '../db/review-changes.js';
+import { accountRoutes } from './accounts-routes.js';
 import { auditRoutes } from './audit-routes.js';
 import { authenticated } from './auth.js';
 import { eventRoutes } from './events-routes.js';
@@ -25,6 +26,8 @@ export interface HttpAppDeps extends InspectionRoutesDeps {
   sessionSeconds: number;
   /** express "trust proxy": whose X-Forwarded-For/-Proto count (client address for rate limits, HTTPS for Secure cookies). */
   trustProxy: string | number;
+  /** This installation's site: where stations added over the API belong unless they say otherwise. */
+  site: string;
   /** Named checks; each returns null when healthy, else what is wrong. */
   readiness: Record<string, ReadinessCheck>;
 }
@@ -89,6 +92,7 @@ export function createHttpApp(deps: HttpAppDeps): Express {
   v1.use(lotRoutes(deps.db));
   v1.use(planRoutes(deps.db, deps.models));
   v1.use(auditRoutes(deps.db));
+  v1.use(accountRoutes(deps.db, { site: deps.site }));
   v1.use(eventRoutes(deps.reviewChanges));
   app.use('/v1', v1);
 

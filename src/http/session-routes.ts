@@ -46,7 +46,8 @@ export function sessionSignInRoutes(db: Database, sessionSeconds: number): Route
     const body = credentials.safeParse(req.body);
     if (!body.success) throw new InvalidInputError('invalid_credentials_format', 'send {"username": "…", "password": "…"}');
     const person = await findPerson(db, body.data.username);
-    if (!(await passwordMatches(body.data.password, person?.passwordHash ?? null)) || !person) {
+    // A disabled account gets the same answer as a wrong password: nothing to learn from trying.
+    if (!(await passwordMatches(body.data.password, person?.passwordHash ?? null)) || !person || person.disabled) {
       req.log.warn({ username: body.data.username }, 'sign-in refused');
       throw new HttpError(401, 'invalid_credentials', 'the username or password is not correct');
     }

@@ -3,7 +3,7 @@ import { SignatureError } from '../errors.js';
 import type { DispositionDecision } from '../quality/decision.js';
 import type { InspectionDocument } from './inspection-document.js';
 
-/** Who signed a disposition, and how they proved it was them. */
+/** Who signed a disposition, and how they proved it was them (`token`: an integration account's API token). */
 export interface Signer { username: string; name: string; method: 'password' | 'token' }
 
 export interface DisposeDeps {
@@ -26,8 +26,11 @@ export async function disposeInspection(deps: DisposeDeps, r: DispositionRequest
 
 async function signer(deps: DisposeDeps, username: string, password: string | undefined): Promise<Signer> {
   const person = await deps.findPerson(username);
-  if (!person) throw new SignatureError('forbidden', `no user "${username}"`);
+  if (!person || person.disabled) throw new SignatureError('forbidden', `no user "${username}" who may sign`);
   if (person.passwordHash === null) {
+    if (!person.integration) {
+      throw new SignatureError('invalid_signature', 'this account has no password and is not marked as an integration: set a password (visq user passwd) to sign, or mark the account an integration');
+    }
     if (password !== undefined) throw new SignatureError('invalid_signature', 'this account has no password; sign with its API token alone');
     return { username, name: person.name, method: 'token' };
   }

@@ -66,7 +66,7 @@ beforeAll(async () => {
   ({ env, cleanup } = await testEnv({ databaseUrl: database.url, mqttUrl: inject('mqttUrl'), redisUrl: inject('redisUrl'), extra: { VISQ_MODELS_DIR: registry } }));
   visq = await startVisq('start', env);
   ({ apiKey } = await cliJson(['station', 'add', 'cam-byo', '--line', 'line-b'], env));
-  ({ token: reviewer } = await cliJson(['user', 'add', 'rita', '--role', 'reviewer'], env));
+  ({ token: reviewer } = await cliJson(['user', 'add', 'rita', '--role', 'reviewer', '--integration'], env));
   const planFile = path.join(env.VISQ_DATA_DIR!, 'plan.json');
   await writeFile(planFile, JSON.stringify(plan));
   expect(await cliJson(['plan', 'apply', planFile], env)).toMatchObject({ partNumber: 'PN-BYO', version: 1 });

@@ -37,7 +37,7 @@ beforeAll(async () => {
   prefix = `${env.VISQ_TOPIC_PREFIX}/site1`;
   expect((await cli(['migrate'], env)).code).toBe(0);
   ({ apiKey } = await cliJson(['station', 'add', 'cam-1', '--line', 'line-a'], env));
-  ({ token: reviewer } = await cliJson(['user', 'add', 'rita', '--role', 'reviewer'], env));
+  ({ token: reviewer } = await cliJson(['user', 'add', 'rita', '--role', 'reviewer', '--integration'], env));
   ({ token: engineer } = await cliJson(['user', 'add', 'emil', '--role', 'engineer'], env));
   expect(await cliJson(['plan', 'apply', fixture('plans', 'PN-1001.json')], env)).toEqual({ partNumber: 'PN-1001', operation: null, version: 1 });
   mes = await MesClient.connect(inject('mqttUrl'), [`${env.VISQ_TOPIC_PREFIX}/#`]);

@@ -25,18 +25,18 @@ let visq: VisqProcess;
 let mes: MesClient;
 let apiKey: string;
 let tokenOnly: string;
-const password = { rita: 'rita-signs-here-42', emil: 'emil-plans-things-7' };
+const password = { rita: 'rita-signs-here-42', emil: 'emil-plans-things-7', ada: 'ada-runs-the-place-1' };
 
 beforeAll(async () => {
   database = await createTestDatabase(inject('postgresAdminUrl'));
   ({ env, cleanup } = await testEnv({ databaseUrl: database.url, mqttUrl: inject('mqttUrl') }));
   expect((await cli(['migrate'], env)).code).toBe(0);
   ({ apiKey } = await cliJson(['station', 'add', 'cam-7', '--line', 'line-b'], env));
-  for (const [user, role, name] of [['rita', 'reviewer', 'Rita Reviewer'], ['emil', 'engineer', 'Emil Engineer']] as const) {
+  for (const [user, role, name] of [['rita', 'reviewer', 'Rita Reviewer'], ['emil', 'engineer', 'Emil Engineer'], ['ada', 'admin', 'Ada Admin']] as const) {
     const r = await cli(['user', 'add', user, '--role', role, '--name', name, '--password-stdin'], env, `${password[user]}\n`);
     expect(r.code, r.stderr).toBe(0);
   }
-  ({ token: tokenOnly } = await cliJson(['user', 'add', 'mes-bot', '--role', 'reviewer'], env));
+  ({ token: tokenOnly } = await cliJson(['user', 'add', 'mes-bot', '--role', 'reviewer', '--integration'], env));
   // Every FAIL waits for a person to confirm it.
   const planFile = path.join(os.tmpdir(), `visq-plan-${process.pid}.json`);
   writeFileSync(planFile, JSON.stringify({ ...JSON.parse(readFileSync(fixture('plans', 'PN-1001.json'), 'utf8')), confirmFail: true }));
@@ -268,41 +268,42 @@ describe('audit trail', () => {
       [1, cliUser, 'station.add', 'station:cam-7'],
       [2, cliUser, 'user.add', 'user:rita'],
       [3, cliUser, 'user.add', 'user:emil'],
-      [4, cliUser, 'user.add', 'user:mes-bot'],
-      [5, cliUser, 'plan.version', 'quality_plan:PN-1001::1'],
-      [6, 'rita', 'inspection.disposition', expect.stringMatching(/^inspection:/)],
-      [7, 'mes-bot', 'inspection.disposition', expect.stringMatching(/^inspection:/)],
-      [8, 'emil', 'plan.version', 'quality_plan:PN-1001::2'],
+      [4, cliUser, 'user.add', 'user:ada'],
+      [5, cliUser, 'user.add', 'user:mes-bot'],
+      [6, cliUser, 'plan.version', 'quality_plan:PN-1001::1'],
+      [7, 'rita', 'inspection.disposition', expect.stringMatching(/^inspection:/)],
+      [8, 'mes-bot', 'inspection.disposition', expect.stringMatching(/^inspection:/)],
+      [9, 'emil', 'plan.version', 'quality_plan:PN-1001::2'],
     ]);
-    expect(entries[5]).toMatchObject({ reason: 'deep scratch', details: { decision: 'scrap', signer: 'Rita Reviewer', signedWith: 'password' } });
-    expect(entries[7].reason).toBe('tighter after customer complaint 4711');
+    expect(entries[6]).toMatchObject({ reason: 'deep scratch', details: { decision: 'scrap', signer: 'Rita Reviewer', signedWith: 'password' } });
+    expect(entries[8].reason).toBe('tighter after customer complaint 4711');
     for (let i = 1; i < entries.length; i++) expect(entries[i].prevHash).toBe(entries[i - 1].hash);
     // Ordinary database roles cannot rewrite it.
-    await expect(database.db.query("UPDATE audit_trail SET reason = 'x' WHERE seq = 6")).rejects.toThrow(/append-only/);
+    await expect(database.db.query("UPDATE audit_trail SET reason = 'x' WHERE seq = 7")).rejects.toThrow(/append-only/);
     await expect(database.db.query('TRUNCATE audit_trail')).rejects.toThrow(/append-only/);
   });
 
   it('`visq audit verify` passes on the untouched trail and names a changed or deleted entry', async () => {
     const ok = await cli(['audit', 'verify'], env);
     expect(ok.code, ok.stderr).toBe(0);
-    expect(JSON.parse(ok.stdout)).toMatchObject({ intact: true, entries: 8, problems: [] });
+    expect(JSON.parse(ok.stdout)).toMatchObject({ intact: true, entries: 9, problems: [] });
 
     // Someone with superuser rights goes around the trigger.
     const admin = new pg.Client({ connectionString: database.url });
     await admin.connect();
     try {
       await admin.query('ALTER TABLE audit_trail DISABLE TRIGGER audit_trail_append_only');
-      await admin.query("UPDATE audit_trail SET details = jsonb_set(details, '{decision}', '\"accept\"') WHERE seq = 6");
+      await admin.query("UPDATE audit_trail SET details = jsonb_set(details, '{decision}', '\"accept\"') WHERE seq = 7");
       const changed = await cli(['audit', 'verify'], env);
       expect(changed.code).toBe(1);
-      const disposed = (await database.db.query("SELECT entity FROM audit_trail WHERE seq = 6")).rows[0].entity.slice('inspection:'.length);
+      const disposed = (await database.db.query("SELECT entity FROM audit_trail WHERE seq = 7")).rows[0].entity.slice('inspection:'.length);
       expect(JSON.parse(changed.stdout).problems).toEqual([
-        'entry 6 was changed: its content no longer matches its hash',
-        `disposition of inspection ${disposed} does not match audit entry 6: one of them was changed`,
+        'entry 7 was changed: its content no longer matches its hash',
+        `disposition of inspection ${disposed} does not match audit entry 7: one of them was changed`,
       ]);
-      expect(changed.stderr).toMatch(/entry 6 was changed/);
+      expect(changed.stderr).toMatch(/entry 7 was changed/);
 
-      await admin.query("UPDATE audit_trail SET details = jsonb_set(details, '{decision}', '\"scrap\"') WHERE seq = 6");
+      await admin.query("UPDATE audit_trail SET details = jsonb_set(details, '{decision}', '\"scrap\"') WHERE seq = 7");
       expect((await cli(['audit', 'verify'], env)).code).toBe(0);
 
       // The signed record itself, changed behind the trail's back.
@@ -311,7 +312,7 @@ describe('audit trail', () => {
       await admin.query("UPDATE dispositions SET decision = 'accept', final_verdict = 'PASS' WHERE inspection_id = $1", [disposed]);
       const record = await cli(['audit', 'verify'], env);
       expect(record.code).toBe(1);
-      expect(JSON.parse(record.stdout).problems).toEqual([`disposition of inspection ${disposed} does not match audit entry 6: one of them was changed`]);
+      expect(JSON.parse(record.stdout).problems).toEqual([`disposition of inspection ${disposed} does not match audit entry 7: one of them was changed`]);
       await admin.query("UPDATE dispositions SET decision = 'scrap', final_verdict = 'FAIL' WHERE inspection_id = $1", [disposed]);
 
       await admin.query('DELETE FROM audit_trail WHERE seq = 3');
@@ -320,12 +321,96 @@ describe('audit trail', () => {
       expect(JSON.parse(deleted.stdout).problems).toEqual(['entry 3 is missing (deleted): the sequence jumps from 2 to 4', 'user emil has no audit entry: its entry was deleted']);
 
       // The newest entry leaves no gap behind, but its record is still there without it.
-      await admin.query('DELETE FROM audit_trail WHERE seq = 8');
+      await admin.query('DELETE FROM audit_trail WHERE seq = 9');
       const tail = JSON.parse((await cli(['audit', 'verify'], env)).stdout);
       expect(tail.problems).toContain('quality plan PN-1001 version 2 has no audit entry: its entry was deleted');
     } finally {
       await admin.end();
     }
+  });
+});
+
+describe('managing credentials', () => {
+  const bearer = (token: string, url: string) => fetch(`${visq.baseUrl}${url}`, { headers: { authorization: `Bearer ${token}` } });
+  const auditActions = async (entity: string) => (await database.db.query('SELECT action, actor FROM audit_trail WHERE entity = $1 ORDER BY seq', [entity])).rows;
+
+  it('an account without a password that is not an integration cannot sign with its token alone', async () => {
+    const { token } = await cliJson(['user', 'add', 'tom', '--role', 'reviewer'], env);
+    const id = await inspect(defects[0]!, 'SN-W-TOM');
+    await decided(id);
+    const res = await fetch(`${visq.baseUrl}/v1/inspections/${id}/disposition`, {
+      method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify({ decision: 'accept', reason: 'looks fine' }),
+    });
+    expect(res.status).toBe(403);
+    expect((await res.json()).error.message).toMatch(/not marked as an integration/);
+  });
+
+  it('an admin disables and enables a person: token, session and sign-in are refused meanwhile; each change is audited', async () => {
+    const ada = await SessionClient.signIn(visq.baseUrl, 'ada', password.ada);
+    const created = await ada.send('POST', '/v1/users', { username: 'nina', role: 'reviewer', name: 'Nina N', password: 'nina-reviews-parts-9' });
+    expect(created.status).toBe(201);
+    expect(created.body).toMatchObject({ username: 'nina', role: 'reviewer', token: expect.stringMatching(/^visq_/), tokenExpiresAt: expect.any(String) });
+    const nina = await SessionClient.signIn(visq.baseUrl, 'nina', 'nina-reviews-parts-9');
+    expect((await bearer(created.body.token, '/v1/review')).status).toBe(200);
+
+    expect((await ada.send('PATCH', '/v1/users/nina', { disabled: true, reason: 'left the company' })).status).toBe(200);
+    expect((await bearer(created.body.token, '/v1/review')).status).toBe(401);
+    expect((await nina.get('/v1/review')).status).toBe(401);
+    await expect(SessionClient.signIn(visq.baseUrl, 'nina', 'nina-reviews-parts-9')).rejects.toThrow(/answered 401/);
+    expect((await ada.send('PATCH', '/v1/users/nina', { disabled: false })).status).toBe(200);
+    expect((await bearer(created.body.token, '/v1/review')).status).toBe(200);
+
+    expect((await ada.send('PATCH', '/v1/users/nina', { role: 'engineer', reason: 'new job' })).body).toMatchObject({ role: 'engineer' });
+    expect((await bearer(created.body.token, '/v1/audit')).status).toBe(200);
+    expect(await auditActions('user:nina')).toEqual([
+      { action: 'user.add', actor: 'ada' }, { action: 'user.disable', actor: 'ada' }, { action: 'user.enable', actor: 'ada' }, { action: 'user.role', actor: 'ada' },
+    ]);
+    // Only admins manage people; an admin cannot lock themselves out.
+    const emil = await SessionClient.signIn(visq.baseUrl, 'emil', password.emil);
+    expect((await emil.get('/v1/users')).status).toBe(403);
+    expect((await ada.send('PATCH', '/v1/users/ada', { disabled: true })).status).toBe(400);
+  });
+
+  it('tokens rotate, are revoked, expire, and go with a password reset', async () => {
+    const ada = await SessionClient.signIn(visq.baseUrl, 'ada', password.ada);
+    const { token: first } = await cliJson(['user', 'add', 'otto', '--role', 'reviewer', '--integration', '--token-days', '30'], env);
+    const rotated = await ada.send('POST', '/v1/users/otto/token', { days: 7 });
+    expect(rotated.status).toBe(201);
+    expect(Date.parse(rotated.body.tokenExpiresAt) - Date.now()).toBeLessThan(7 * 86400_000 + 60_000);
+    expect((await bearer(first, '/v1/review')).status).toBe(401);
+    expect((await bearer(rotated.body.token, '/v1/review')).status).toBe(200);
+    expect((await ada.send('DELETE', '/v1/users/otto/token')).status).toBe(204);
+    expect((await bearer(rotated.body.token, '/v1/review')).status).toBe(401);
+
+    const { token: third } = await cliJson(['user', 'token', 'otto'], env);
+    await database.db.query(`UPDATE users SET token_expires_at = now() - interval '1 second' WHERE username = 'otto'`);
+    expect((await bearer(third, '/v1/review')).status).toBe(401);
+
+    const { token: fourth } = await cliJson(['user', 'token', 'otto', '--days', '1'], env);
+    expect((await bearer(fourth, '/v1/review')).status).toBe(200);
+    expect((await cli(['user', 'passwd', 'otto'], env, 'otto-now-has-a-password\n')).code).toBe(0);
+    expect((await bearer(fourth, '/v1/review')).status).toBe(401);
+    expect((await auditActions('user:otto')).map((r: { action: string }) => r.action)).toEqual(['user.add', 'user.token', 'user.token.revoke', 'user.token', 'user.token', 'user.password']);
+  });
+
+  it('a station key is rotated (the old one refused at once) and a station disabled, by an engineer', async () => {
+    const emil = await SessionClient.signIn(visq.baseUrl, 'emil', password.emil);
+    const added = await emil.send('POST', '/v1/stations', { stationId: 'cam-rot', line: 'line-b' });
+    expect(added.status).toBe(201);
+    const post = (key: string, serial: string) => postImage(visq.baseUrl, key, [{ bytes: good[0]! }], { serial, partNumber: 'PN-1001', lotId: 'LOT-ROT' });
+    expect((await post(added.body.apiKey, 'SN-ROT-1')).status).toBe(202);
+    const rotated = await emil.send('POST', '/v1/stations/cam-rot/key', { reason: 'camera PC replaced' });
+    expect(rotated.status).toBe(201);
+    expect((await post(added.body.apiKey, 'SN-ROT-2')).status).toBe(401);
+    expect((await post(rotated.body.apiKey, 'SN-ROT-3')).status).toBe(202);
+    expect((await emil.send('PATCH', '/v1/stations/cam-rot', { disabled: true })).body).toMatchObject({ stationId: 'cam-rot', disabled: true });
+    expect((await post(rotated.body.apiKey, 'SN-ROT-4')).status).toBe(401);
+    const { stdout } = await cli(['station', 'list'], env);
+    expect(JSON.parse(stdout)).toEqual(expect.arrayContaining([expect.objectContaining({ stationId: 'cam-rot', disabled: true })]));
+    expect((await auditActions('station:cam-rot')).map((r: { action: string }) => r.action)).toEqual(['station.add', 'station.key', 'station.disable']);
+    // Reviewers do not manage stations.
+    const rita = await SessionClient.signIn(visq.baseUrl, 'rita', password.rita);
+    expect((await rita.send('POST', '/v1/stations/cam-7/key', {})).status).toBe(403);
   });
 });
 

@@ -3,8 +3,10 @@ import { disposeInspection, type DisposeDeps, type Signer } from '../../src/insp
 import type { InspectionDocument } from '../../src/inspection/inspection-document.js';
 
 const people = {
-  rita: { username: 'rita', role: 'reviewer' as const, name: 'Rita Reviewer', passwordHash: 'hash-of:correct horse' },
-  mes: { username: 'mes', role: 'reviewer' as const, name: 'MES integration', passwordHash: null },
+  rita: { username: 'rita', role: 'reviewer' as const, name: 'Rita Reviewer', passwordHash: 'hash-of:correct horse', integration: false, disabled: false },
+  mes: { username: 'mes', role: 'reviewer' as const, name: 'MES integration', passwordHash: null, integration: true, disabled: false },
+  tom: { username: 'tom', role: 'reviewer' as const, name: 'Tom', passwordHash: null, integration: false, disabled: false },
+  gone: { username: 'gone', role: 'reviewer' as const, name: 'Gone', passwordHash: 'hash-of:pw', integration: false, disabled: true },
 };
 
 function fakes() {
@@ -37,6 +39,8 @@ describe('disposing of a flagged part with an electronic signature', () => {
     ['a wrong password', request('rita', 'wrong'), /the password is not correct; the disposition was not signed/],
     ['a password from an account without one', request('mes', 'anything'), /this account has no password; sign with its API token alone/],
     ['an unknown user', request('nobody', 'x'), /no user "nobody"/],
+    ['a token alone from an account that is no integration', request('tom'), /no password and is not marked as an integration/],
+    ['a disabled account, even with its password', request('gone', 'pw'), /no user "gone" who may sign/],
   ])('refuses %s, recording nothing', async (_name, r, message) => {
     const f = fakes();
     await expect(disposeInspection(f.deps, r)).rejects.toThrow(expect.objectContaining({ name: 'SignatureError', message: expect.stringMatching(message) }));

@@ -6,6 +6,7 @@ import { ErrorText, Loading } from './components/common';
 import { href, navigate, useRoute, type Route } from './router';
 import { canEditPlans, SessionContext } from './session';
 import type { Session } from './types';
+import { AccountsView } from './views/Accounts';
 import { AuditView } from './views/Audit';
 import { InspectionView } from './views/Inspection';
 import { LoginView } from './views/Login';
@@ -61,12 +62,12 @@ export function App() {
   return (
     <SessionContext.Provider value={session}>
       <TopBar route={route} session={session} onSignedOut={() => setSession(null)} />
-      <main class="page">{renderRoute(route)}</main>
+      <main class="page">{renderRoute(route, session)}</main>
     </SessionContext.Provider>
   );
 }
 
-function renderRoute(route: Route) {
+function renderRoute(route: Route, session: Session | null) {
   switch (route.name) {
     case 'queue':
       return <QueueView />;
@@ -82,6 +83,8 @@ function renderRoute(route: Route) {
       return <PlanView key={`${route.partNumber}|${route.operation ?? ''}`} partNumber={route.partNumber} operation={route.operation} version={route.version} />;
     case 'audit':
       return <AuditView />;
+    case 'accounts':
+      return session ? <AccountsView role={session.role} me={session.username} /> : null;
     case 'login':
       return null;
     case 'notFound':
@@ -127,6 +130,7 @@ function TopBar(props: { route: Route; session: Session; onSignedOut: () => void
         {link('lots', href.lots(), 'Lots')}
         {staff ? link('plans', href.plans(), 'Plans') : null}
         {staff ? link('audit', href.audit(), 'Audit') : null}
+        {staff ? link('accounts', href.accounts(), 'Accounts') : null}
       </nav>
       <div class="user">
         <span data-testid="user-name">{session.name}</span>

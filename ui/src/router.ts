@@ -12,6 +12,7 @@ export type Route =
   | { name: 'plans' }
   | { name: 'plan'; partNumber: string; operation: string | null; version: number | null }
   | { name: 'audit' }
+  | { name: 'accounts' }
   | { name: 'notFound'; path: string };
 
 export function parseHash(hash: string): Route {
@@ -51,6 +52,8 @@ export function parseHash(hash: string): Route {
     }
     case 'audit':
       return { name: 'audit' };
+    case 'accounts':
+      return { name: 'accounts' };
     default:
       return { name: 'notFound', path };
   }
@@ -83,6 +86,7 @@ export const href = {
     return `#/plans/${seg(partNumber)}${s ? `?${s}` : ''}`;
   },
   audit: () => '#/audit',
+  accounts: () => '#/accounts',
 };
 
 export function navigate(to: string): void {
