@@ -30,6 +30,7 @@ export function createMetrics() {
     uploads: new Counter({ name: 'visq_uploads_total', help: 'Upload outcomes', labelNames: ['outcome'], registers: [registry] }),
     outboxUnsent: new Gauge({ name: 'visq_outbox_unsent', help: 'Verdict messages stored but not yet acknowledged by the broker', registers: [registry] }),
     mqttPublished: new Counter({ name: 'visq_mqtt_published_total', help: 'Verdict messages acknowledged by the broker', registers: [registry] }),
+    contextRejected: new Counter({ name: 'visq_mes_context_rejected_total', help: 'MES context messages ignored, by reason', labelNames: ['reason'], registers: [registry] }),
   };
 }
 

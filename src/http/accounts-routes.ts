@@ -6,7 +6,7 @@ import type { Database } from '../db/database.js';
 import { addStation, listStations, rotateStationKey, setStationDisabled } from '../db/stations.js';
 import { addUser, issueToken, listUsers, revokeToken, setIntegration, setRole, setUserDisabled } from '../db/users.js';
 import { InvalidInputError } from '../errors.js';
-import { note } from '../inspection/trace-fields.js';
+import { note } from '../fields.js';
 import { role, username as actor } from './auth.js';
 import { parseOr400 } from './errors.js';
 

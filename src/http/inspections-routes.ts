@@ -16,7 +16,7 @@ import type { PreparedInputs } from '../inference/prepared-inputs.js';
 import { acceptUpload, type AcceptUploadDeps } from '../inspection/accept-upload.js';
 import type { DecodeSlots } from '../inspection/decode-slots.js';
 import { disposeInspection } from '../inspection/dispose.js';
-import { note } from '../inspection/trace-fields.js';
+import { int32, note, text } from '../fields.js';
 import { role, stationOnly, username } from './auth.js';
 import { HttpError, parseOr400 } from './errors.js';
 import { limitRate } from './rate-limits.js';
@@ -110,15 +110,15 @@ export function inspectionRoutes(deps: InspectionRoutesDeps): Router {
 
   router.get('/inspections', role('reviewer'), async (req, res) => {
     // A part's history: the query names the part (part number and serial).
-    const q = parseOr400(z.object({ partNumber: z.string().min(1).max(64), serial: z.string().min(1).max(128), limit: z.coerce.number().int().min(1).max(500).default(50) }), req.query, 'invalid_query');
+    const q = parseOr400(z.object({ partNumber: text(64), serial: text(128), limit: int32().min(1).max(500).default(50) }), req.query, 'invalid_query');
     res.json({ inspections: await listPartHistory(deps.db, q.partNumber, q.serial, q.limit) });
   });
 
   router.get('/review', role('reviewer'), async (req, res) => {
     const q = parseOr400(z.object({
-      line: z.string().max(64).optional(), stationId: z.string().max(64).optional(), partNumber: z.string().max(64).optional(),
-      lotId: z.string().max(128).optional(), olderThanSeconds: z.coerce.number().int().min(0).optional(),
-      limit: z.coerce.number().int().min(1).max(500).default(100),
+      line: text(64).optional(), stationId: text(64).optional(), partNumber: text(64).optional(),
+      lotId: text(128).optional(), olderThanSeconds: int32().min(0).optional(),
+      limit: int32().min(1).max(500).default(100),
     }), req.query, 'invalid_query');
     res.json({ inspections: await listAwaitingReview(deps.db, q) });
   });

@@ -9,6 +9,7 @@ import { sessionCookie } from './auth.js';
 import { HttpError } from './errors.js';
 import { InvalidInputError } from '../errors.js';
 import { limitRate } from './rate-limits.js';
+import { text } from '../fields.js';
 
 const loopbackHosts = new Set(['localhost', '127.0.0.1', '::1', '[::1]']);
 
@@ -40,7 +41,7 @@ export function sessionSignInRoutes(db: Database, sessionSeconds: number): Route
     failed: (res) => res.statusCode >= 400,
     message: 'too many failed sign-ins from this address; wait 15 minutes',
   });
-  const credentials = z.object({ username: z.string().min(1).max(64), password: z.string().min(1).max(1024) }).strict();
+  const credentials = z.object({ username: text(64), password: z.string().min(1).max(1024) }).strict();
 
   router.post('/session', express.json({ limit: '4kb' }), failedSignInsFromAddress, failedSignIns, async (req, res) => {
     const body = credentials.safeParse(req.body);

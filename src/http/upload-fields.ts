@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { text } from '../inspection/trace-fields.js';
+import { text } from '../fields.js';
 
 /** The fields a camera sends with its image(s) (CONTRACT.md `POST /v1/inspections`). */
 export const uploadFieldsSchema = z.object({

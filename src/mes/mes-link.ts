@@ -6,7 +6,7 @@ import type { Metrics } from '../app/metrics.js';
 import { stationContextSchema } from '../inspection/trace-fields.js';
 import type { Database } from '../db/database.js';
 import { countUnsent, fetchUnsent, markSent, type OutboxMessage } from '../db/outbox.js';
-import { clearStationContext, saveStationContext } from '../db/stations.js';
+import { clearStationContext, findStation, saveStationContext } from '../db/stations.js';
 import { relayBatch } from './relay.js';
 import { Topics } from './topics.js';
 import { describeIssues } from '../validation-issues.js';
@@ -119,9 +119,18 @@ export class MesLink {
   }
 
   private async onContext(topic: string, payload: Buffer): Promise<void> {
-    const { stationId } = this.topics.contextOf(topic);
+    const { line, stationId } = this.topics.contextOf(topic);
     const log = this.log.child({ topic, stationId });
-    if (payload.length > maxContextBytes) return void log.warn({ bytes: payload.length }, 'context message too large; ignored');
+    const refuse = (reason: string, message: string) => {
+      this.o.metrics.contextRejected.inc({ reason });
+      log.warn(message);
+    };
+    if (payload.length > maxContextBytes) return refuse('too_large', `context message of ${payload.length} bytes is too large; ignored`);
+    // The topic alone proves nothing: only a registered station's context, on its own line, counts.
+    const station = await findStation(this.o.db, stationId).catch((err) => { log.error({ err }, 'cannot look the station up'); return undefined; });
+    if (station === undefined) return;
+    if (station === null) return refuse('unknown_station', 'context for a station that is not registered (or is disabled); ignored');
+    if (station.line !== line) return refuse('wrong_line', `context on line "${line}" for a station of line "${station.line}"; ignored`);
     if (payload.length === 0) {
       await clearStationContext(this.o.db, stationId).catch((err) => log.error({ err }, 'cannot clear the station context'));
       return;
@@ -130,10 +139,10 @@ export class MesLink {
     try {
       json = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(payload));
     } catch {
-      return void log.warn('context message is not valid UTF-8 JSON; ignored');
+      return refuse('invalid', 'context message is not valid UTF-8 JSON; ignored');
     }
     const parsed = stationContextSchema.safeParse(json);
-    if (!parsed.success) return void log.warn({ problems: describeIssues(parsed.error) }, 'context message is invalid; ignored');
+    if (!parsed.success) return refuse('invalid', `context message is invalid (${describeIssues(parsed.error).join('; ')}); ignored`);
     const ctx = { partNumber: parsed.data.partNumber ?? null, lotId: parsed.data.lotId ?? null, workOrder: parsed.data.workOrder ?? null, operation: parsed.data.operation ?? null };
     await saveStationContext(this.o.db, stationId, ctx).then(
       () => log.info({ context: ctx }, 'station context updated'),

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { text } from '../fields.js';
 import { didYouMean, listFew } from '../text.js';
 import { describeIssues } from '../validation-issues.js';
 
@@ -31,7 +32,7 @@ export const characteristicSchema = z
 export const qualityPlanSchema = z
   .object({
     partNumber: z.string().regex(/^[A-Za-z0-9_.:/-]{1,64}$/, '1–64 letters, digits or "_.:/-"'),
-    operation: z.string().min(1).max(64).nullable().optional(),
+    operation: text(64).nullable().optional(),
     /** FAIL verdicts also wait for a person's confirmation before the MES acts on them as final. */
     confirmFail: z.boolean().default(false),
     characteristics: z.array(characteristicSchema).min(1, 'a plan needs at least one characteristic'),

@@ -179,6 +179,17 @@ describe('camera → MES', () => {
     await until(async () => (await database.db.query(`SELECT 1 FROM station_context WHERE station_id = 'cam-1'`)).rowCount === 0, 'the context to be cleared');
   });
 
+  it('context counts only for a registered station on its own line: the rest is logged, counted and ignored', async () => {
+    await mes.publish(`${prefix}/WRONG-LINE/cam-1/context`, JSON.stringify({ partNumber: 'PN-EVIL', lotId: 'LOT-EVIL' }), true);
+    await mes.publish(`${prefix}/line-a/cam-unknown/context`, JSON.stringify({ partNumber: 'PN-EVIL', lotId: 'LOT-EVIL' }), true);
+    const counted = async () => (await (await fetch(`${api.baseUrl}/metrics`)).text()).match(/visq_mes_context_rejected_total\{reason="(wrong_line|unknown_station)"\} (\d+)/g) ?? [];
+    await until(async () => (await counted()).length === 2, 'both refusals to be counted');
+    expect((await database.db.query(`SELECT station_id FROM station_context`)).rows).toEqual([]);
+    expect(api.json().map((l) => l.msg)).toContain('context on line "WRONG-LINE" for a station of line "line-a"; ignored');
+    await mes.publish(`${prefix}/WRONG-LINE/cam-1/context`, '', true);
+    await mes.publish(`${prefix}/line-a/cam-unknown/context`, '', true);
+  });
+
   it('a lot shows its counts and pages through its inspections', async () => {
     const lot = await getJson(`${api.baseUrl}/v1/lots/LOT-1`, reviewer);
     expect(lot.status).toBe(200);

@@ -103,6 +103,30 @@ describe('sign-in sessions', () => {
     expect(last.headers.get('retry-after')).toBe('900');
   });
 
+  it.each([
+    ['an age beyond any integer', '/v1/review?olderThanSeconds=99999999999'],
+    ['a plan version beyond any integer', '/v1/quality-plans/PN-1001?version=99999999999'],
+    ['diff versions beyond any integer', '/v1/quality-plans/PN-1001/diff?from=1&to=4294967296'],
+    ['an audit page beyond any integer', '/v1/audit?before=99999999999'],
+    ['a NUL byte in a lot id', '/v1/lots/LOT%00X'],
+    ['a NUL byte in a lot summary', '/v1/lots/LOT%00X/summary'],
+    ['a NUL byte in a part number', '/v1/quality-plans/PN%001001'],
+    ['a NUL byte in a plan operation', '/v1/quality-plans/PN-1001?operation=fin%00al'],
+    ['a NUL byte in a review filter', '/v1/review?lotId=L%00T'],
+    ['a right-to-left override in a review filter', '/v1/review?partNumber=PN-%E2%80%AE1001'],
+    ['a NUL byte in a part history query', '/v1/inspections?partNumber=PN-1001&serial=S%00N'],
+  ])('answers %s with 400, not 500', async (_name, url) => {
+    const emil = await SessionClient.signIn(visq.baseUrl, 'emil', password.emil);
+    const res = await emil.get(url);
+    expect(res.status, JSON.stringify(res.body)).toBe(400);
+    expect(res.body.error.code).toMatch(/^invalid_/);
+  });
+
+  it('a NUL byte in the username of a sign-in is a 400, not a 500', async () => {
+    const res = await fetch(`${visq.baseUrl}/v1/session`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'ri\u0000ta', password: 'whatever-it-is' }) });
+    expect(res.status).toBe(400);
+  });
+
   it('roles are enforced on the server: reviewers cannot change plans or read the audit trail; stations only post images', async () => {
     const rita = await SessionClient.signIn(visq.baseUrl, 'rita', password.rita);
     const plan = (await rita.get('/v1/quality-plans/PN-1001')).body.plan;
