@@ -73,6 +73,8 @@ const envSchema = z.object({
   VISQ_TRUST_PROXY: z.string().min(1).default('loopback').transform((v) => (/^\d+$/.test(v) ? Number(v) : v)),
   /** How long a workbench sign-in lasts (a shift and some). */
   VISQ_SESSION_HOURS: positiveInt.default(12),
+  /** The bearer token /metrics asks for; without it /metrics answers this host (loopback) only. */
+  VISQ_METRICS_TOKEN: z.string().min(16, 'at least 16 characters').optional(),
   VISQ_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -121,5 +123,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
     stationRateLimit: e.VISQ_STATION_RATE_LIMIT,
     sessionHours: e.VISQ_SESSION_HOURS,
     trustProxy: e.VISQ_TRUST_PROXY,
+    metricsToken: e.VISQ_METRICS_TOKEN ?? null,
   };
 }

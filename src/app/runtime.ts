@@ -152,7 +152,8 @@ export async function runApi(rt: Runtime, db: Database, backend: QueueBackend, r
   link.start();
   rt.onStop(() => link.stop());
 
-  metrics.countQueueWith(() => queue.getJobCounts('waiting', 'active', 'delayed', 'failed', 'completed'));
+  // A scrape reads the queue at most every 5 s, however often it comes.
+  metrics.countQueueWith(cachedFor(5000, () => queue.getJobCounts('waiting', 'active', 'delayed', 'failed', 'completed')));
   const reviewChanges = new ReviewChanges(databaseUrl, log);
   reviewChanges.start();
 
@@ -177,6 +178,7 @@ export async function runApi(rt: Runtime, db: Database, backend: QueueBackend, r
     sessionSeconds: config.sessionHours * 3600,
     trustProxy: config.trustProxy,
     site: config.site,
+    metricsToken: config.metricsToken,
     limits: config.limits,
     metrics,
     log,

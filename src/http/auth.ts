@@ -43,7 +43,8 @@ export function authenticated(db: Database): RequestHandler {
   };
 }
 
-function sameToken(given: string | undefined, expected: string): boolean {
+/** Constant-time comparison of a secret a client sent with the one expected. */
+export function sameToken(given: string | undefined, expected: string): boolean {
   if (given === undefined) return false;
   const a = Buffer.from(given);
   const b = Buffer.from(expected);

@@ -8,11 +8,12 @@ import { randomUUID } from 'node:crypto';
 import type { ReviewChanges } from '../db/review-changes.js';
 import { accountRoutes } from './accounts-routes.js';
 import { auditRoutes } from './audit-routes.js';
-import { authenticated } from './auth.js';
+import { authenticated, sameToken } from './auth.js';
 import { eventRoutes } from './events-routes.js';
 import { errorHandler, HttpError } from './errors.js';
 import { inspectionRoutes, type InspectionRoutesDeps } from './inspections-routes.js';
 import { lotRoutes } from './lots-routes.js';
+import { limitRate } from './rate-limits.js';
 import { planRoutes, type ModelSummary } from './plans-routes.js';
 import { sessionRoutes, sessionSignInRoutes } from './session-routes.js';
 
@@ -26,6 +27,8 @@ export interface HttpAppDeps extends InspectionRoutesDeps {
   sessionSeconds: number;
   /** express "trust proxy": whose X-Forwarded-For/-Proto count (client address for rate limits, HTTPS for Secure cookies). */
   trustProxy: string | number;
+  /** The bearer token /metrics asks for; null: /metrics answers loopback addresses only. */
+  metricsToken: string | null;
   /** This installation's site: where stations added over the API belong unless they say otherwise. */
   site: string;
   /** Named checks; each returns null when healthy, else what is wrong. */
@@ -79,7 +82,17 @@ export function createHttpApp(deps: HttpAppDeps): Express {
     const ready = results.every(([, r]) => r === 'ok');
     res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not_ready', checks: Object.fromEntries(results) });
   });
-  app.get('/metrics', async (_req, res) => {
+  // Production volumes and yields are not for everyone: a token, or this host only.
+  const scrapes = limitRate({ windowSeconds: 1, limit: 10, key: (req) => req.socket.remoteAddress ?? '', message: 'more than 10 scrapes per second' });
+  app.get('/metrics', scrapes, (req, _res, next) => {
+    if (deps.metricsToken !== null) {
+      const m = /^Bearer\s+(\S+)$/i.exec(req.get('authorization') ?? '');
+      if (!m || !sameToken(m[1], deps.metricsToken)) throw new HttpError(401, 'unauthorized', '/metrics needs "Authorization: Bearer <VISQ_METRICS_TOKEN>"', { 'WWW-Authenticate': 'Bearer' });
+    } else if (!isLoopback(req.socket.remoteAddress)) {
+      throw new HttpError(403, 'forbidden', '/metrics answers this host only; set VISQ_METRICS_TOKEN to scrape it from another');
+    }
+    next();
+  }, async (_req, res) => {
     res.type(deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics());
   });
 
@@ -107,3 +120,5 @@ export function createHttpApp(deps: HttpAppDeps): Express {
   app.use(errorHandler(deps.log));
   return app;
 }
+
+const isLoopback = (address: string | undefined) => address === '127.0.0.1' || address === '::1' || address === '::ffff:127.0.0.1';

@@ -7,6 +7,7 @@ import type { Metrics } from '../app/metrics.js';
 import type { Database } from '../db/database.js';
 import { findIdempotencyKey, findImageMediaType, findInspection, listAwaitingReview, listPartHistory, recordDisposition, recordInspection } from '../db/inspections.js';
 import { findCurrentPlan } from '../db/quality-plans.js';
+import { FailedAttempts } from '../db/failed-attempts.js';
 import { findStationContext } from '../db/stations.js';
 import { findPerson } from '../db/users.js';
 import { InvalidInputError, NotFoundError } from '../errors.js';
@@ -130,6 +131,7 @@ export function inspectionRoutes(deps: InspectionRoutesDeps): Router {
     key: (req) => (req.principal as { username: string }).username,
     failed: (res) => res.statusCode === 403,
     message: 'too many failed signatures; wait 15 minutes',
+    store: new FailedAttempts(deps.db, 'signature:'),
   });
 
   router.post('/inspections/:id/disposition', role('reviewer'), failedSignatures, express.json({ limit: '16kb' }), async (req, res) => {

@@ -3,6 +3,7 @@ import { ipKeyGenerator } from 'express-rate-limit';
 import { z } from 'zod';
 import { passwordMatches } from '../access/passwords.js';
 import type { Database } from '../db/database.js';
+import { FailedAttempts } from '../db/failed-attempts.js';
 import { createSession, endSession } from '../db/sessions.js';
 import { findPerson } from '../db/users.js';
 import { sessionCookie } from './auth.js';
@@ -32,6 +33,7 @@ export function sessionSignInRoutes(db: Database, sessionSeconds: number): Route
     key: (req) => `${ipKeyGenerator(req.ip ?? '')}|${String(req.body?.username ?? '').slice(0, 64)}`,
     failed: (res) => res.statusCode >= 400,
     message: 'too many failed sign-ins; wait 15 minutes',
+    store: new FailedAttempts(db, 'sign-in:'),
   });
   // And from one address whatever the usernames, so rotating them does not buy unlimited guesses.
   const failedSignInsFromAddress = limitRate({
@@ -40,6 +42,7 @@ export function sessionSignInRoutes(db: Database, sessionSeconds: number): Route
     key: (req) => ipKeyGenerator(req.ip ?? ''),
     failed: (res) => res.statusCode >= 400,
     message: 'too many failed sign-ins from this address; wait 15 minutes',
+    store: new FailedAttempts(db, 'sign-in-address:'),
   });
   const credentials = z.object({ username: text(64), password: z.string().min(1).max(1024) }).strict();
 

@@ -101,6 +101,14 @@ describe('sign-in sessions', () => {
     const last = await attempt();
     expect(last.status).toBe(429);
     expect(last.headers.get('retry-after')).toBe('900');
+    // The count lives in the database: another API process (or this one restarted) holds to it.
+    const other = await startVisq('api', env);
+    try {
+      const elsewhere = await fetch(`${other.baseUrl}/v1/session`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'guess-me', password: 'wrong-password' }) });
+      expect(elsewhere.status).toBe(429);
+    } finally {
+      await other.stop();
+    }
   });
 
   it.each([
