@@ -11,7 +11,7 @@ import { createLogger } from './logger.js';
 import { registerModelCommands } from '../model-fit/commands.js';
 import { createMetrics } from './metrics.js';
 import { validateQualityPlan } from '../quality/quality-plan.js';
-import { openDatabase, openQueueBackend, openRegistry, resolveDatabaseUrl, resolveMqttUrl, runAll, runApi, runWorker, Runtime } from './runtime.js';
+import { Listener, openDatabase, openQueueBackend, openRegistry, resolveDatabaseUrl, resolveMqttUrl, runAll, runApi, runWorker, Runtime } from './runtime.js';
 import { storePlanVersion } from '../db/quality-plans.js';
 import { addStation, listStations, rotateStationKey, setStationDisabled } from '../db/stations.js';
 import { addUser, issueToken, listUsers, revokeToken, setPassword, setRole, setUserDisabled } from '../db/users.js';
@@ -124,11 +124,12 @@ program.command('api').description('the HTTP API and the MES link alone (needs D
   .action(async () => {
     const rt = runtime('api');
     await serve(rt, async () => {
+      const listener = await Listener.open(rt);
       const registry = await openRegistry(rt);
       const databaseUrl = await resolveDatabaseUrl(rt, false);
       const mqttUrl = await resolveMqttUrl(rt, false);
       const db = await openDatabase(rt, databaseUrl);
-      await runApi(rt, db, await openQueueBackend(rt, databaseUrl), registry, databaseUrl, mqttUrl);
+      await runApi(rt, listener, db, await openQueueBackend(rt, databaseUrl), registry, databaseUrl, mqttUrl);
     });
   });
 

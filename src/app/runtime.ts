@@ -1,6 +1,6 @@
 import os from 'node:os';
 import type { AddressInfo } from 'node:net';
-import type { Server } from 'node:http';
+import { createServer, type RequestListener, type Server } from 'node:http';
 import { Redis } from 'ioredis';
 import type { Config } from './config.js';
 import { InvalidInputError } from '../errors.js';
@@ -30,6 +30,8 @@ type Stoppable = () => Promise<void>;
 
 export class Runtime {
   private readonly stops: Stoppable[] = [];
+  /** What a starting process still waits for, and why (its HTTP listener's /readyz shows it). */
+  readonly waitingFor = new Map<string, string>();
   constructor(readonly config: Config, readonly log: Logger, readonly metrics: Metrics) {}
 
   onStop(stop: Stoppable): void {
@@ -41,6 +43,57 @@ export class Runtime {
       await stop().catch((err) => this.log.error({ err }, 'error while stopping'));
     }
     this.stops.length = 0;
+  }
+}
+
+/**
+ * The HTTP port, open from the first moment: while the process waits for its database, queue and
+ * models, /healthz says it lives, /readyz answers 503 naming what is missing, and every other
+ * request 503 with Retry-After. `serve` hands the port to the API once it is ready.
+ */
+export class Listener {
+  private handler: RequestListener;
+  private closed: Promise<void> | null = null;
+
+  private constructor(private readonly server: Server, rt: Runtime) {
+    this.handler = (req, res) => {
+      const ready = req.url === '/healthz';
+      const body = req.url === '/healthz' ? { status: 'ok' }
+        : req.url === '/readyz' ? { status: 'starting', checks: Object.fromEntries(rt.waitingFor) }
+        : { error: { code: 'starting', message: `visq is starting: waiting for ${[...rt.waitingFor.keys()].join(', ') || 'its services'}` } };
+      res.writeHead(ready ? 200 : 503, { 'content-type': 'application/json', 'cache-control': 'no-store', ...(ready ? {} : { 'retry-after': '5' }) });
+      res.end(JSON.stringify(body));
+    };
+  }
+
+  static async open(rt: Runtime): Promise<Listener> {
+    const server = createServer((req, res) => listener.handler(req, res));
+    const listener = new Listener(server, rt);
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', (err) => reject(new Error(`cannot listen on ${rt.config.http.host}:${rt.config.http.port} (set VISQ_HTTP_PORT): ${err.message}`)));
+      server.listen(rt.config.http.port, rt.config.http.host, () => resolve());
+    });
+    server.keepAliveTimeout = 65_000;
+    rt.onStop(() => listener.close());
+    rt.log.info({ port: listener.port }, 'HTTP listening (ready once its services are)');
+    return listener;
+  }
+
+  get port(): number {
+    return (this.server.address() as AddressInfo).port;
+  }
+
+  serve(app: RequestListener): void {
+    this.handler = app;
+  }
+
+  /** Stops accepting connections and waits for those in progress; a second call waits for the same. */
+  close(): Promise<void> {
+    this.closed ??= new Promise<void>((resolve) => {
+      this.server.close(() => resolve());
+      this.server.closeIdleConnections();
+    });
+    return this.closed;
   }
 }
 
@@ -80,10 +133,12 @@ export async function openDatabase(rt: Runtime, url: string, waitSeconds = rt.co
     } catch (err) {
       const why = (err as Error).message;
       if (Date.now() > deadline) throw new Error(`cannot reach PostgreSQL at ${redact(url)}: ${why}`);
+      rt.waitingFor.set('database', `cannot reach PostgreSQL at ${redact(url)} yet (${why}); retrying`);
       rt.log.warn({ database: redact(url), err: why, attempt }, 'PostgreSQL not reachable yet; retrying');
       await new Promise((r) => setTimeout(r, 2000));
     }
   }
+  rt.waitingFor.delete('database');
   const db = createDatabase(url, 20);
   rt.onStop(() => db.end());
   return db;
@@ -93,16 +148,21 @@ async function waitForRedis(rt: Runtime, url: string, waitSeconds = rt.config.st
   const deadline = Date.now() + waitSeconds * 1000;
   for (;;) {
     const r = new Redis(url, { maxRetriesPerRequest: 0, enableOfflineQueue: true, lazyConnect: true, retryStrategy: () => null });
-    r.on('error', () => {});
+    // connect() only says "Connection is closed."; the cause comes as an 'error' event.
+    let cause: Error | null = null;
+    r.on('error', (err) => { cause = err; });
     try {
       await r.connect();
       // Managed Redis services may refuse CONFIG: then there is nothing to warn about.
       const policy = await r.config('GET', 'maxmemory-policy').catch(() => null) as string[] | null;
       if (policy?.[1] && policy[1] !== 'noeviction') rt.log.warn({ policy: policy[1] }, 'Redis maxmemory-policy should be noeviction, or queued jobs can be evicted');
+      rt.waitingFor.delete('queue');
       return;
     } catch (err) {
-      if (Date.now() > deadline) throw new Error(`cannot reach Redis at ${redact(url)}: ${(err as Error).message}`);
-      rt.log.warn({ redis: redact(url), err: (err as Error).message }, 'Redis not reachable yet; retrying');
+      const why = (cause ?? (err as Error)).message;
+      if (Date.now() > deadline) throw new Error(`cannot reach Redis at ${redact(url)}: ${why}`);
+      rt.waitingFor.set('queue', `cannot reach Redis at ${redact(url)} yet (${why}); retrying`);
+      rt.log.warn({ redis: redact(url), err: why }, 'Redis not reachable yet; retrying');
       await new Promise((res) => setTimeout(res, 2000));
     } finally {
       r.disconnect();
@@ -117,7 +177,9 @@ export async function openQueueBackend(rt: Runtime, databaseUrl: string): Promis
 }
 
 export async function openRegistry(rt: Runtime): Promise<ModelRegistry> {
+  rt.waitingFor.set('models', `loading the model registry ${rt.config.modelsDir}`);
   const registry = await loadRegistry(rt.config.modelsDir);
+  rt.waitingFor.delete('models');
   rt.log.info({ models: [...registry.values()].map((m) => `${m.manifest.id}@${m.manifest.version}`) }, 'model registry loaded');
   return registry;
 }
@@ -141,7 +203,7 @@ const jobPolicy = (config: Config) => ({ attempts: config.jobAttempts, backoffMs
 export interface ApiHandle { port: number }
 
 /** The HTTP API and the MES link (outbox relay, context, module state). */
-export async function runApi(rt: Runtime, db: Database, backend: QueueBackend, registry: ModelRegistry, databaseUrl: string, mqttUrl: string): Promise<ApiHandle> {
+export async function runApi(rt: Runtime, listener: Listener, db: Database, backend: QueueBackend, registry: ModelRegistry, databaseUrl: string, mqttUrl: string): Promise<ApiHandle> {
   const { config, log, metrics } = rt;
   const queue = createInspectionQueue(backend, jobPolicy(config));
   // Connection errors are retried by the queue; unheard, they would be printed as unhandled.
@@ -190,18 +252,13 @@ export async function runApi(rt: Runtime, db: Database, backend: QueueBackend, r
       decoder: async () => decodeSlots.saturation(),
     },
   });
-  const server: Server = await new Promise((resolve, reject) => {
-    const s = app.listen(config.http.port, config.http.host, (err?: Error) => (err ? reject(err) : resolve(s)));
-  });
-  server.keepAliveTimeout = 65_000;
+  listener.serve(app);
   rt.onStop(async () => {
-    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     // Live event streams never end on their own; end them so the server can close.
     await reviewChanges.stop();
-    server.closeIdleConnections();
-    await closed;
+    await listener.close();
   });
-  const port = (server.address() as AddressInfo).port;
+  const port = listener.port;
   rt.onStop(await announceProcess(db, 'api', loadedModels(registry), (err) => log.warn({ err: err.message }, 'cannot refresh this process in the processes table')));
   log.info({ port, queue: backend.kind }, 'HTTP API listening');
   return { port };
@@ -249,13 +306,14 @@ export async function runWorker(rt: Runtime, db: Database, backend: QueueBackend
 
 /** `visq start`: workers, API and MES link in one process, on embedded services where no URL is set. */
 export async function runAll(rt: Runtime) {
+  const listener = await Listener.open(rt);
   const registry = await openRegistry(rt);
   const databaseUrl = await resolveDatabaseUrl(rt, true);
   const mqttUrl = await resolveMqttUrl(rt, true);
   const db = await openDatabase(rt, databaseUrl);
   const backend = await openQueueBackend(rt, databaseUrl);
   // Started after the API so that it stops first: jobs in hand finish while the MES link can still relay their verdicts.
-  const { port } = await runApi(rt, db, backend, registry, databaseUrl, mqttUrl);
+  const { port } = await runApi(rt, listener, db, backend, registry, databaseUrl, mqttUrl);
   await runWorker(rt, db, backend, registry);
   return { port, db, registry, mqttUrl };
 }

@@ -123,7 +123,33 @@ describe('a service that cannot be reached at start', () => {
     const redis = await cli(['worker'], { DATABASE_URL: database.url, REDIS_URL: 'redis://127.0.0.1:1', VISQ_STARTUP_WAIT_SECONDS: '2', VISQ_MODELS_DIR: fixture('..', 'models') });
     await database.drop();
     expect(redis.code).toBe(1);
-    expect(redis.stderr).toMatch(/cannot reach Redis at redis:\/\/127.0.0.1:1/);
+    expect(redis.stderr).toMatch(/cannot reach Redis at redis:\/\/127.0.0.1:1\/?: connect ECONNREFUSED 127.0.0.1:1/);
+  });
+
+  it('an API waiting for its queue answers /readyz 503 naming it and the cause, /healthz 200, anything else 503', async () => {
+    const database = await createTestDatabase(inject('postgresAdminUrl'));
+    const t = await testEnv({ databaseUrl: database.url, mqttUrl: inject('mqttUrl'), redisUrl: 'redis://127.0.0.1:1', extra: { VISQ_STARTUP_WAIT_SECONDS: '60' } });
+    const api = await startVisq('api', t.env, false);
+    try {
+      let readyz: any = null;
+      await until(async () => {
+        const res = await fetch(`${api.baseUrl}/readyz`).catch(() => null);
+        if (!res) return false;
+        expect(res.status).toBe(503);
+        readyz = await res.json();
+        return readyz.checks.queue !== undefined;
+      }, 'the listener to name the queue', 30_000);
+      expect(readyz).toEqual({ status: 'starting', checks: { queue: expect.stringMatching(/^cannot reach Redis at redis:\/\/127.0.0.1:1\/? yet \(connect ECONNREFUSED 127.0.0.1:1\); retrying$/) } });
+      expect((await fetch(`${api.baseUrl}/healthz`)).status).toBe(200);
+      const other = await fetch(`${api.baseUrl}/v1/review`);
+      expect(other.status).toBe(503);
+      expect(other.headers.get('retry-after')).toBe('5');
+      expect(api.logs.join('\n')).not.toMatch(/Connection is closed/);
+    } finally {
+      await api.stop();
+      await database.drop();
+      await t.cleanup();
+    }
   });
 });
 
