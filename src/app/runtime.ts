@@ -5,7 +5,8 @@ import { Redis } from 'ioredis';
 import type { Config } from './config.js';
 import { InvalidInputError } from '../errors.js';
 import { startEmbeddedBroker, type RunningService } from '../embedded/embedded-services.js';
-import { startEmbeddedPostgres } from '../embedded/embedded-postgres.js';
+import { embeddedCredentials, readCredentials } from '../embedded/embedded-credentials.js';
+import { embeddedPostgresUrl, startEmbeddedPostgres } from '../embedded/embedded-postgres.js';
 import { createHttpApp } from '../http/http-app.js';
 import { FilesystemImageStore } from '../images/image-store.js';
 import { PreparedInputs } from '../inference/prepared-inputs.js';
@@ -97,8 +98,6 @@ export class Listener {
   }
 }
 
-const embeddedPostgresUrl = (port: number) => `postgres://postgres:visq-embedded@127.0.0.1:${port}/visq`;
-
 /**
  * DATABASE_URL when set; otherwise the embedded PostgreSQL of a `visq start` already running on
  * this data directory, or a new one when `mayStartEmbedded`.
@@ -106,9 +105,10 @@ const embeddedPostgresUrl = (port: number) => `postgres://postgres:visq-embedded
 export async function resolveDatabaseUrl(rt: Runtime, mayStartEmbedded: boolean): Promise<string> {
   const { config, log } = rt;
   if (config.databaseUrl) return config.databaseUrl;
-  if (config.embedded.postgresPort && (await canConnect(embeddedPostgresUrl(config.embedded.postgresPort)))) {
-    return embeddedPostgresUrl(config.embedded.postgresPort);
-  }
+  // Another `visq start` on this data directory: its server, with this folder's password.
+  const credentials = await readCredentials(config.dataDir);
+  const running = config.embedded.postgresPort && credentials ? embeddedPostgresUrl(config.embedded.postgresPort, credentials.postgresPassword) : null;
+  if (running && (await canConnect(running))) return running;
   if (!mayStartEmbedded) throw new InvalidInputError('missing_configuration', 'DATABASE_URL is not set (only `visq start`, `visq demo` and the admin commands run an embedded PostgreSQL)');
   const pgService = await startEmbeddedPostgres(config.dataDir, config.embedded.postgresPort, log);
   rt.onStop(pgService.stop);
@@ -118,7 +118,8 @@ export async function resolveDatabaseUrl(rt: Runtime, mayStartEmbedded: boolean)
 export async function resolveMqttUrl(rt: Runtime, mayStartEmbedded: boolean): Promise<string> {
   if (rt.config.mqttUrl) return rt.config.mqttUrl;
   if (!mayStartEmbedded) throw new InvalidInputError('missing_configuration', 'MQTT_URL is not set (only `visq start` and `visq demo` run an embedded broker)');
-  const broker: RunningService = await startEmbeddedBroker(rt.config.embedded.mqttPort, rt.log);
+  const { mqttUsername, mqttPassword } = await embeddedCredentials(rt.config.dataDir);
+  const broker: RunningService = await startEmbeddedBroker(rt.config.embedded.mqttPort, rt.log, { username: mqttUsername, password: mqttPassword });
   rt.onStop(broker.stop);
   return broker.url;
 }

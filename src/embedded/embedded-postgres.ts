@@ -7,6 +7,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import type { Logger } from '../app/logger.js';
+import { embeddedCredentials } from './embedded-credentials.js';
 import { freePort, type RunningService } from './embedded-services.js';
 
 const run = promisify(execFile);
@@ -147,7 +148,8 @@ const lastLines = (s: string) => s.trim().split('\n').slice(-5).join(' | ');
 /** Starts the server and resolves when it accepts connections; a failure says why. */
 function startServer(bin: Binaries, cluster: string, port: number, account: Account | null, log: Logger): Promise<() => Promise<void>> {
   return new Promise((resolve, reject) => {
-    const child = spawn(bin.postgres, ['-D', cluster, '-p', String(port), '-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=200'], {
+    // Loopback TCP only: no Unix socket that other local accounts could reach.
+    const child = spawn(bin.postgres, ['-D', cluster, '-p', String(port), '-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=', '-c', 'max_connections=200'], {
       ...(account ?? {}), stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, LC_ALL: 'C' },
     });
     let output = '';
@@ -182,6 +184,26 @@ function startServer(bin: Binaries, cluster: string, port: number, account: Acco
   });
 }
 
+export const embeddedPostgresUrl = (port: number, password: string, database = 'visq') => `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}/${database}`;
+
+/** Clusters made before each data folder had its own password used this one: it is replaced at the first start. */
+const formerPassword = 'visq-embedded';
+
+async function connectAsOwner(port: number, password: string): Promise<pg.Client> {
+  const client = new pg.Client({ connectionString: embeddedPostgresUrl(port, password, 'postgres') });
+  try {
+    await client.connect();
+    return client;
+  } catch (err) {
+    await client.end().catch(() => {}); // never connected
+    if ((err as { code?: string }).code !== '28P01') throw err;
+    const former = new pg.Client({ connectionString: embeddedPostgresUrl(port, formerPassword, 'postgres') });
+    await former.connect().catch(async () => { await former.end().catch(() => {}); throw err; });
+    await former.query(`ALTER ROLE postgres PASSWORD ${pg.escapeLiteral(password)}`);
+    return former;
+  }
+}
+
 export async function startEmbeddedPostgres(dataDir: string, port: number, log: Logger): Promise<RunningService> {
   const usePort = port || (await freePort());
   await mkdir(dataDir, { recursive: true });
@@ -192,7 +214,7 @@ export async function startEmbeddedPostgres(dataDir: string, port: number, log: 
     bin = await reachableBinaries(bin, account, log);
     cluster = await reachableCluster(dataDir, account, log);
   }
-  const password = 'visq-embedded';
+  const { postgresPassword: password } = await embeddedCredentials(dataDir);
   const initialised = await stat(path.join(cluster, 'PG_VERSION')).then(() => true, () => false);
   if (!initialised) {
     // The password file must be readable by the account that runs initdb; it lives only for the call.
@@ -211,10 +233,9 @@ export async function startEmbeddedPostgres(dataDir: string, port: number, log: 
   } catch (err) {
     throw new EmbeddedPostgresError(`cannot start the embedded PostgreSQL in ${cluster} on port ${usePort} (is another visq using this data directory, or the port taken? set VISQ_EMBEDDED_PG_PORT or DATABASE_URL): ${(err as Error).message}`);
   }
-  const url = `postgres://postgres:${password}@127.0.0.1:${usePort}/visq`;
+  const url = embeddedPostgresUrl(usePort, password);
   try {
-    const client = new pg.Client({ connectionString: url.replace(/\/visq$/, '/postgres') });
-    await client.connect();
+    const client = await connectAsOwner(usePort, password);
     try {
       const exists = await client.query(`SELECT 1 FROM pg_database WHERE datname = 'visq'`);
       if (!exists.rowCount) await client.query('CREATE DATABASE visq');

@@ -1,10 +1,13 @@
-import { cp, mkdir, mkdtemp, readdir, rm, symlink, stat } from 'node:fs/promises';
+import { chmod, cp, mkdir, mkdtemp, readdir, readFile, rm, symlink, stat } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { afterAll, describe, expect, it } from 'vitest';
-import { cli, repoRoot, type CliResult } from '../support/visq.js';
+import mqtt from 'mqtt';
+import pg from 'pg';
+import { freePort } from '../../src/embedded/embedded-services.js';
+import { cli, repoRoot, startVisq, type CliResult } from '../support/visq.js';
 
 function expectDemoRan(r: CliResult, images: number) {
   expect(r.code, r.stderr).toBe(0);
@@ -26,6 +29,34 @@ describe('visq demo', () => {
     expect(r.stdout).toMatch(/The MES received 6 verdict messages/);
     expect(r.stdout).toMatch(/"messageId":/);
   }, 180_000);
+
+  it('visq start makes its embedded services\' passwords per data folder (mode 600) and refuses anyone without them', async () => {
+    const dataDir = await mkdtemp(path.join(os.tmpdir(), 'visq-embedded-creds-'));
+    await chmod(dataDir, 0o711); // as root, the server's own account keeps its cluster in here
+    const [pgPort, mqttPort] = [await freePort(), await freePort()];
+    const visq = await startVisq('start', { VISQ_DATA_DIR: dataDir, VISQ_EMBEDDED_PG_PORT: String(pgPort), VISQ_EMBEDDED_MQTT_PORT: String(mqttPort), VISQ_MODELS_DIR: path.join(repoRoot, 'models'), VISQ_HTTP_HOST: '127.0.0.1' });
+    try {
+      const file = path.join(dataDir, 'embedded-credentials.json');
+      expect((await stat(file)).mode & 0o777).toBe(0o600);
+      const creds = JSON.parse(await readFile(file, 'utf8'));
+      await expect(mqtt.connectAsync(`mqtt://127.0.0.1:${mqttPort}`, { reconnectPeriod: 0, connectTimeout: 3000 })).rejects.toThrow();
+      await expect(mqtt.connectAsync(`mqtt://127.0.0.1:${mqttPort}`, { username: 'visq', password: 'guess', reconnectPeriod: 0, connectTimeout: 3000 })).rejects.toThrow();
+      const mes = await mqtt.connectAsync(`mqtt://127.0.0.1:${mqttPort}`, { username: creds.mqttUsername, password: creds.mqttPassword, reconnectPeriod: 0 });
+      await mes.endAsync();
+      const connects = async (password: string) => {
+        const c = new pg.Client({ connectionString: `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${pgPort}/visq` });
+        try { await c.connect(); return true; } catch { return false; } finally { await c.end().catch(() => {}); }
+      };
+      expect(await connects('visq-embedded')).toBe(false);
+      expect(await connects(creds.postgresPassword)).toBe(true);
+      // An admin command on the same data folder finds the running server with the folder's password.
+      const added = await cli(['station', 'add', 'cam-embedded', '--line', 'l1'], { VISQ_DATA_DIR: dataDir, VISQ_EMBEDDED_PG_PORT: String(pgPort) });
+      expect(added.code, added.stderr).toBe(0);
+    } finally {
+      await visq.stop();
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  }, 120_000);
 
   describe('from a checkout in a folder other users cannot enter (a clone in /root, or in a mode-700 mktemp -d)', () => {
     let closed: string;
