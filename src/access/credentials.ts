@@ -33,3 +33,12 @@ export function secretMatches(secret: string, storedHash: Buffer): boolean {
   const candidate = hashSecret(secret);
   return candidate.length === storedHash.length && timingSafeEqual(candidate, storedHash);
 }
+
+/**
+ * What the audit trail records of a stored credential (a secret's hash or a password hash), so
+ * `visq audit verify` sees one replaced behind visq's back. It reveals nothing usable: the
+ * secrets are random and a password hash carries a random salt that the digest hides.
+ */
+export function credentialDigest(stored: Buffer | string | null): string | null {
+  return stored === null ? null : createHash('sha256').update(stored).digest('hex');
+}

@@ -11,7 +11,7 @@ import { createLogger } from './logger.js';
 import { registerModelCommands } from '../model-fit/commands.js';
 import { createMetrics } from './metrics.js';
 import { validateQualityPlan } from '../quality/quality-plan.js';
-import { Listener, openDatabase, openQueueBackend, openRegistry, resolveDatabaseUrl, resolveMqttUrl, runAll, runApi, runWorker, Runtime } from './runtime.js';
+import { Listener, openDatabase, openQueueBackend, openRegistry, resolveDatabaseUrls, resolveMqttUrl, runAll, runApi, runWorker, Runtime } from './runtime.js';
 import { storePlanVersion } from '../db/quality-plans.js';
 import { addStation, listStations, rotateStationKey, setStationDisabled } from '../db/stations.js';
 import { addUser, issueToken, listUsers, revokeToken, setPassword, setRole, setUserDisabled } from '../db/users.js';
@@ -100,8 +100,7 @@ async function serve(rt: Runtime, start: () => Promise<void>): Promise<void> {
 async function withDatabase<T>(work: (rt: Runtime, db: Awaited<ReturnType<typeof openDatabase>>) => Promise<T>): Promise<T> {
   const rt = runtime('cli', true);
   try {
-    const url = await resolveDatabaseUrl(rt, true);
-    const db = await openDatabase(rt, url, 10);
+    const db = await openDatabase(rt, await resolveDatabaseUrls(rt, true), 10);
     return await work(rt, db);
   } finally {
     await rt.stop();
@@ -126,10 +125,10 @@ program.command('api').description('the HTTP API and the MES link alone (needs D
     await serve(rt, async () => {
       const listener = await Listener.open(rt);
       const registry = await openRegistry(rt);
-      const databaseUrl = await resolveDatabaseUrl(rt, false);
+      const databaseUrls = await resolveDatabaseUrls(rt, false);
       const mqttUrl = await resolveMqttUrl(rt, false);
-      const db = await openDatabase(rt, databaseUrl);
-      await runApi(rt, listener, db, await openQueueBackend(rt, databaseUrl), registry, databaseUrl, mqttUrl);
+      const db = await openDatabase(rt, databaseUrls);
+      await runApi(rt, listener, db, await openQueueBackend(rt, databaseUrls.url), registry, databaseUrls.url, mqttUrl);
     });
   });
 
@@ -138,9 +137,9 @@ program.command('worker').description('inspection workers alone (needs DATABASE_
     const rt = runtime('worker');
     await serve(rt, async () => {
       const registry = await openRegistry(rt);
-      const databaseUrl = await resolveDatabaseUrl(rt, false);
-      const db = await openDatabase(rt, databaseUrl);
-      await runWorker(rt, db, await openQueueBackend(rt, databaseUrl), registry);
+      const databaseUrls = await resolveDatabaseUrls(rt, false);
+      const db = await openDatabase(rt, databaseUrls);
+      await runWorker(rt, db, await openQueueBackend(rt, databaseUrls.url), registry);
     });
   });
 
@@ -271,12 +270,13 @@ program.command('demo').description('run a demo lot of fixture images through th
   });
 
 const audit = program.command('audit').description('the audit trail');
-audit.command('verify').description('check the audit trail\'s hash chain; exit 1 and name each changed or deleted entry')
+audit.command('verify').description('check the audit trail and the outbox\'s hash chains, signed records, accounts and every decided part against its first verdict message; exit 1 and name each change')
   .action(async () => {
     const report = await withDatabase((_rt, db) => verifyAuditTrail(db));
     process.stdout.write(`${JSON.stringify(report)}\n`);
+    for (const w of report.warnings) process.stderr.write(`visq: warning: ${w}\n`);
     if (!report.intact) {
-      for (const p of report.problems) process.stderr.write(`visq: audit trail: ${p}\n`);
+      for (const p of report.problems) process.stderr.write(`visq: audit: ${p}\n`);
       process.exitCode = 1;
     }
   });

@@ -25,6 +25,8 @@ const positiveInt = z.coerce.number().int().positive();
 const envSchema = z.object({
   REDIS_URL: url(['redis:', 'rediss:']).optional(),
   DATABASE_URL: url(['postgres:', 'postgresql:']).optional(),
+  /** A role that owns the schema: runs the migrations and grants DATABASE_URL's role its rights. */
+  VISQ_MIGRATION_DATABASE_URL: url(['postgres:', 'postgresql:']).optional(),
   MQTT_URL: url(['mqtt:', 'mqtts:', 'tcp:', 'ssl:', 'ws:', 'wss:']).optional(),
   VISQ_HTTP_PORT: port.default(8080),
   VISQ_HTTP_HOST: z.string().min(1).default('0.0.0.0'),
@@ -92,6 +94,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
   return {
     redisUrl: e.REDIS_URL,
     databaseUrl: e.DATABASE_URL,
+    migrationDatabaseUrl: e.VISQ_MIGRATION_DATABASE_URL,
     mqttUrl: e.MQTT_URL,
     http: { port: e.VISQ_HTTP_PORT, host: e.VISQ_HTTP_HOST },
     dataDir,

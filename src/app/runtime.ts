@@ -6,7 +6,7 @@ import type { Config } from './config.js';
 import { InvalidInputError } from '../errors.js';
 import { startEmbeddedBroker, type RunningService } from '../embedded/embedded-services.js';
 import { embeddedCredentials, readCredentials } from '../embedded/embedded-credentials.js';
-import { embeddedPostgresUrl, startEmbeddedPostgres } from '../embedded/embedded-postgres.js';
+import { embeddedPostgresUrls, startEmbeddedPostgres } from '../embedded/embedded-postgres.js';
 import { createHttpApp } from '../http/http-app.js';
 import { FilesystemImageStore } from '../images/image-store.js';
 import { PreparedInputs } from '../inference/prepared-inputs.js';
@@ -20,9 +20,10 @@ import { claimInspection, listUndecided, recordDecision } from '../db/inspection
 import { createInspectionProcessor } from '../inspection/process-inspection.js';
 import { DecodeSlots } from '../inspection/decode-slots.js';
 import { Reconciler } from '../inspection/reconciler.js';
-import { canConnect, createDatabase, migrate, ping, type Database } from '../db/database.js';
+import { canConnect, createDatabase, migrate, ping, SchemaNotCurrentError, type Database } from '../db/database.js';
 import { announceProcess } from '../db/processes.js';
 import { ReviewChanges } from '../db/review-changes.js';
+import { grantApplicationRole, roleWarnings } from '../db/database-roles.js';
 
 const loadedModels = (registry: ModelRegistry) => [...registry.values()].map(({ manifest: m }) => ({ id: m.id, version: m.version, sha256: m.sha256 }));
 
@@ -98,21 +99,24 @@ export class Listener {
   }
 }
 
+/** Where visq's database is: `url` for the application's role, `ownerUrl` for migrations (null: the same role). */
+export interface DatabaseUrls { url: string; ownerUrl: string | null }
+
 /**
- * DATABASE_URL when set; otherwise the embedded PostgreSQL of a `visq start` already running on
- * this data directory, or a new one when `mayStartEmbedded`.
+ * DATABASE_URL (and VISQ_MIGRATION_DATABASE_URL) when set; otherwise the embedded PostgreSQL of a
+ * `visq start` already running on this data directory, or a new one when `mayStartEmbedded`.
  */
-export async function resolveDatabaseUrl(rt: Runtime, mayStartEmbedded: boolean): Promise<string> {
+export async function resolveDatabaseUrls(rt: Runtime, mayStartEmbedded: boolean): Promise<DatabaseUrls> {
   const { config, log } = rt;
-  if (config.databaseUrl) return config.databaseUrl;
+  if (config.databaseUrl) return { url: config.databaseUrl, ownerUrl: config.migrationDatabaseUrl ?? null };
   // Another `visq start` on this data directory: its server, with this folder's password.
   const credentials = await readCredentials(config.dataDir);
-  const running = config.embedded.postgresPort && credentials ? embeddedPostgresUrl(config.embedded.postgresPort, credentials.postgresPassword) : null;
-  if (running && (await canConnect(running))) return running;
+  const running = config.embedded.postgresPort && credentials ? embeddedPostgresUrls(config.embedded.postgresPort, credentials.postgresPassword) : null;
+  if (running && (await canConnect(running.url))) return { url: running.appUrl, ownerUrl: running.url };
   if (!mayStartEmbedded) throw new InvalidInputError('missing_configuration', 'DATABASE_URL is not set (only `visq start`, `visq demo` and the admin commands run an embedded PostgreSQL)');
   const pgService = await startEmbeddedPostgres(config.dataDir, config.embedded.postgresPort, log);
   rt.onStop(pgService.stop);
-  return pgService.url;
+  return { url: pgService.appUrl, ownerUrl: pgService.url };
 }
 
 export async function resolveMqttUrl(rt: Runtime, mayStartEmbedded: boolean): Promise<string> {
@@ -124,24 +128,30 @@ export async function resolveMqttUrl(rt: Runtime, mayStartEmbedded: boolean): Pr
   return broker.url;
 }
 
-/** Waits for PostgreSQL (retrying for a while, saying why), migrates, and returns a pool. */
-export async function openDatabase(rt: Runtime, url: string, waitSeconds = rt.config.startupWaitSeconds): Promise<Database> {
+/**
+ * Waits for PostgreSQL (retrying for a while, saying why), migrates as the owner and grants the
+ * application's role its rights, and returns a pool as the application's role.
+ */
+export async function openDatabase(rt: Runtime, urls: DatabaseUrls, waitSeconds = rt.config.startupWaitSeconds): Promise<Database> {
   const deadline = Date.now() + waitSeconds * 1000;
   for (let attempt = 1; ; attempt++) {
     try {
-      await migrate(url, rt.log);
+      await migrate(urls.ownerUrl ?? urls.url, rt.log);
+      if (urls.ownerUrl) await grantApplicationRole(urls.ownerUrl, urls.url, rt.log);
       break;
     } catch (err) {
       const why = (err as Error).message;
-      if (Date.now() > deadline) throw new Error(`cannot reach PostgreSQL at ${redact(url)}: ${why}`);
-      rt.waitingFor.set('database', `cannot reach PostgreSQL at ${redact(url)} yet (${why}); retrying`);
-      rt.log.warn({ database: redact(url), err: why, attempt }, 'PostgreSQL not reachable yet; retrying');
+      if (err instanceof SchemaNotCurrentError) throw err;
+      if (Date.now() > deadline) throw new Error(`cannot reach PostgreSQL at ${redact(urls.url)}: ${why}`);
+      rt.waitingFor.set('database', `cannot reach PostgreSQL at ${redact(urls.url)} yet (${why}); retrying`);
+      rt.log.warn({ database: redact(urls.url), err: why, attempt }, 'PostgreSQL not reachable yet; retrying');
       await new Promise((r) => setTimeout(r, 2000));
     }
   }
   rt.waitingFor.delete('database');
-  const db = createDatabase(url, 20);
+  const db = createDatabase(urls.url, 20);
   rt.onStop(() => db.end());
+  for (const warning of await roleWarnings(db)) rt.log.warn({ database: redact(urls.url) }, warning);
   return db;
 }
 
@@ -309,12 +319,12 @@ export async function runWorker(rt: Runtime, db: Database, backend: QueueBackend
 export async function runAll(rt: Runtime) {
   const listener = await Listener.open(rt);
   const registry = await openRegistry(rt);
-  const databaseUrl = await resolveDatabaseUrl(rt, true);
+  const databaseUrls = await resolveDatabaseUrls(rt, true);
   const mqttUrl = await resolveMqttUrl(rt, true);
-  const db = await openDatabase(rt, databaseUrl);
-  const backend = await openQueueBackend(rt, databaseUrl);
+  const db = await openDatabase(rt, databaseUrls);
+  const backend = await openQueueBackend(rt, databaseUrls.url);
   // Started after the API so that it stops first: jobs in hand finish while the MES link can still relay their verdicts.
-  const { port } = await runApi(rt, listener, db, backend, registry, databaseUrl, mqttUrl);
+  const { port } = await runApi(rt, listener, db, backend, registry, databaseUrls.url, mqttUrl);
   await runWorker(rt, db, backend, registry);
   return { port, db, registry, mqttUrl };
 }

@@ -60,3 +60,42 @@ export function verifyChain(entries: readonly AuditEntry[]): AuditProblem[] {
   }
   return problems;
 }
+
+/** One message of the outbox's hash chain (migration 1700000000007), its payload as stored. */
+export interface ChainedMessage {
+  chainPos: number;
+  chainHash: string;
+  messageId: string;
+  inspectionId: string;
+  stationId: string;
+  payloadText: string;
+}
+
+/** Exactly as the database's outbox_chain_hash computes it. */
+export function outboxMessageHash(prevHash: string, m: Omit<ChainedMessage, 'chainHash'>): string {
+  return createHash('sha256').update(`${prevHash}|${m.chainPos}|${m.messageId}|${m.inspectionId}|${m.stationId}|${m.payloadText}`, 'utf8').digest('hex');
+}
+
+/**
+ * Checks the outbox's chain a page at a time (messages in `chainPos` order): names each message
+ * whose content no longer matches its hash and each gap where messages were deleted.
+ */
+export class OutboxChainCheck {
+  private prevHash = genesisHash;
+  private expectedPos = 1;
+  readonly problems: string[] = [];
+
+  add(page: readonly ChainedMessage[]): void {
+    for (const m of page) {
+      if (m.chainPos > this.expectedPos) {
+        const missing = m.chainPos - this.expectedPos === 1 ? `message ${this.expectedPos} is` : `messages ${this.expectedPos}–${m.chainPos - 1} are`;
+        this.problems.push(`outbox ${missing} missing (deleted): the chain jumps from ${this.expectedPos - 1} to ${m.chainPos}`);
+      } else if (outboxMessageHash(this.prevHash, m) !== m.chainHash) {
+        // Across a gap the link cannot hold; the gap is what is reported there.
+        this.problems.push(`outbox message ${m.chainPos} (inspection ${m.inspectionId}) was changed: it no longer matches its hash`);
+      }
+      this.prevHash = m.chainHash;
+      this.expectedPos = m.chainPos + 1;
+    }
+  }
+}

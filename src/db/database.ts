@@ -1,3 +1,4 @@
+import { readdir } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { runner } from 'node-pg-migrate';
@@ -13,7 +14,8 @@ export type Queryable = pg.Pool | pg.PoolClient;
 export type Transaction = pg.PoolClient;
 
 export function createDatabase(url: string, max = 10): Database {
-  const pool = new pg.Pool({ connectionString: url, max, connectionTimeoutMillis: 10_000 });
+  // Only visq's schema: a role that may create schemas (BullMQ's queue needs one) cannot shadow its tables with a schema named after itself.
+  const pool = new pg.Pool({ connectionString: url, max, connectionTimeoutMillis: 10_000, options: '-c search_path=public' });
   // An idle client losing its connection must not crash the process; the pool replaces it.
   pool.on('error', () => {});
   return pool;
@@ -40,8 +42,20 @@ export async function ping(db: Queryable): Promise<void> {
 
 const migrationsDir = fileURLToPath(new URL('../../migrations', import.meta.url));
 
-/** Creates or upgrades the schema. node-pg-migrate holds an advisory lock, so concurrent starts are safe. */
+/** The schema is behind and this role may not bring it up to date: waiting does not help. */
+export class SchemaNotCurrentError extends Error {}
+
+/**
+ * Creates or upgrades the schema. node-pg-migrate holds an advisory lock, so concurrent starts are
+ * safe. A role that does not own the schema (the application's, when another role migrates) only
+ * checks that nothing is pending.
+ */
 export async function migrate(url: string, log: Logger): Promise<void> {
+  const pending = await pendingMigrationsForNonOwner(url);
+  if (pending !== null) {
+    if (pending.length) throw new SchemaNotCurrentError(`the database schema needs migrating (${pending.join(', ')}), which DATABASE_URL's role may not do: set VISQ_MIGRATION_DATABASE_URL to a role that owns the schema`);
+    return;
+  }
   const applied = await runner({
     databaseUrl: url,
     dir: migrationsDir,
@@ -52,6 +66,21 @@ export async function migrate(url: string, log: Logger): Promise<void> {
     verbose: false,
   });
   if (applied.length) log.info({ applied: applied.map((m) => m.name) }, 'database migrated');
+}
+
+/** null when this role owns the schema (or there is none yet); otherwise the migrations not applied. */
+async function pendingMigrationsForNonOwner(url: string): Promise<string[] | null> {
+  const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: 10_000 });
+  await c.connect();
+  try {
+    const r = await c.query<{ owned: boolean | null }>(
+      `SELECT pg_has_role(current_user, c.relowner, 'USAGE') AS owned FROM pg_class c WHERE c.oid = to_regclass('public.visq_migrations')`);
+    if (r.rows.length === 0 || r.rows[0]!.owned) return null;
+    const applied = new Set((await c.query<{ name: string }>('SELECT name FROM public.visq_migrations')).rows.map((m) => m.name));
+    return (await readdir(migrationsDir)).filter((f) => f.endsWith('.sql')).map((f) => f.slice(0, -4)).filter((m) => !applied.has(m)).sort();
+  } finally {
+    await c.end();
+  }
 }
 
 export async function inTransaction<T>(db: Database, work: (client: Transaction) => Promise<T>): Promise<T> {

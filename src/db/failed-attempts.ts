@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { ClientRateLimitInfo, Options, Store } from 'express-rate-limit';
 import type { Database } from './database.js';
 
@@ -24,7 +25,7 @@ export class FailedAttempts implements Store {
          count = CASE WHEN failed_attempts.reset_at <= now() THEN 1 ELSE failed_attempts.count + 1 END,
          reset_at = CASE WHEN failed_attempts.reset_at <= now() THEN EXCLUDED.reset_at ELSE failed_attempts.reset_at END
        RETURNING count, reset_at`,
-      [`${this.prefix}${key}`, this.windowSeconds],
+      [this.rowKey(key), this.windowSeconds],
     );
     // Windows that ran out long ago go as new attempts come, so the table stays small.
     if (++this.increments % 100 === 0) await this.db.query(`DELETE FROM failed_attempts WHERE reset_at < now() - interval '1 day'`);
@@ -32,10 +33,15 @@ export class FailedAttempts implements Store {
   }
 
   async decrement(key: string): Promise<void> {
-    await this.db.query('UPDATE failed_attempts SET count = greatest(count - 1, 0) WHERE key = $1', [`${this.prefix}${key}`]);
+    await this.db.query('UPDATE failed_attempts SET count = greatest(count - 1, 0) WHERE key = $1', [this.rowKey(key)]);
+  }
+
+  /** Keys hold what a client sent (a username): hashed, any bytes (NUL included) fit in a text column. */
+  private rowKey(key: string): string {
+    return `${this.prefix}${createHash('sha256').update(key).digest('hex')}`;
   }
 
   async resetKey(key: string): Promise<void> {
-    await this.db.query('DELETE FROM failed_attempts WHERE key = $1', [`${this.prefix}${key}`]);
+    await this.db.query('DELETE FROM failed_attempts WHERE key = $1', [this.rowKey(key)]);
   }
 }

@@ -136,6 +136,24 @@ export async function findInspection(db: Queryable, id: string): Promise<Inspect
   return r.rows[0] ? toDocument(r.rows[0]) : null;
 }
 
+/** A decided inspection as stored, with its first verdict message (null when it has none). */
+export interface DecisionRecord { stored: InspectionDocument; needsReview: boolean; firstMessage: { chainPos: number; payload: Record<string, unknown> } | null }
+
+/** Every decided inspection with its first verdict message, a page at a time (for `visq audit verify`). */
+export async function* readDecisionRecords(db: Queryable, pageSize = 500): AsyncGenerator<DecisionRecord[]> {
+  let after = '00000000-0000-0000-0000-000000000000';
+  for (;;) {
+    const r = await db.query<DocumentRow>(`${documentQuery} WHERE i.status = 'done' AND i.id > $1 ORDER BY i.id LIMIT $2`, [after, pageSize]);
+    if (r.rows.length === 0) return;
+    const ids = r.rows.map((row) => row.id);
+    const first = await db.query<{ inspection_id: string; chain_pos: number; payload: Record<string, unknown> }>(
+      'SELECT DISTINCT ON (inspection_id) inspection_id, chain_pos, payload FROM outbox WHERE inspection_id = ANY($1::uuid[]) ORDER BY inspection_id, chain_pos', [ids]);
+    const byId = new Map(first.rows.map((m) => [m.inspection_id, { chainPos: m.chain_pos, payload: m.payload }]));
+    yield r.rows.map((row) => ({ stored: toDocument(row), needsReview: row.needs_review, firstMessage: byId.get(row.id) ?? null }));
+    after = ids[ids.length - 1]!;
+  }
+}
+
 /** What a worker needs to evaluate an inspection: its document as it stands, and its plan. */
 export interface InspectionWork {
   document: InspectionDocument;

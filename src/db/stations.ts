@@ -1,4 +1,4 @@
-import { issueCredential } from '../access/credentials.js';
+import { credentialDigest, issueCredential } from '../access/credentials.js';
 import { ConflictError, NotFoundError } from '../errors.js';
 import type { StationContext } from '../inspection/trace-fields.js';
 import { appendAudit } from './audit-trail.js';
@@ -12,7 +12,7 @@ export async function addStation(db: Database, actor: string, stationId: string,
       [stationId, site, line, key.id, key.secretHash],
     );
     if (r.rowCount === 0) throw new ConflictError('already_exists', `station "${stationId}" is already registered`);
-    await appendAudit(tx, { actor, action: 'station.add', entity: `station:${stationId}`, reason: null, details: { site, line } });
+    await appendAudit(tx, { actor, action: 'station.add', entity: `station:${stationId}`, reason: null, details: { site, line, keyDigest: credentialDigest(key.secretHash) } });
     return { stationId, apiKey: key.bearer };
   });
 }
@@ -23,7 +23,7 @@ export async function rotateStationKey(db: Database, actor: string, stationId: s
   return inTransaction(db, async (tx) => {
     const r = await tx.query('UPDATE stations SET key_id = $2, key_hash = $3 WHERE station_id = $1', [stationId, key.id, key.secretHash]);
     if (r.rowCount === 0) throw new NotFoundError('not_found', `no station "${stationId}"`);
-    await appendAudit(tx, { actor, action: 'station.key', entity: `station:${stationId}`, reason, details: {} });
+    await appendAudit(tx, { actor, action: 'station.key', entity: `station:${stationId}`, reason, details: { keyDigest: credentialDigest(key.secretHash) } });
     return { stationId, apiKey: key.bearer };
   });
 }

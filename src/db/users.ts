@@ -1,4 +1,4 @@
-import { issueCredential, parseBearer, secretMatches } from '../access/credentials.js';
+import { credentialDigest, issueCredential, parseBearer, secretMatches } from '../access/credentials.js';
 import type { Principal, Role } from '../access/roles.js';
 import { ConflictError, NotFoundError } from '../errors.js';
 import { appendAudit } from './audit-trail.js';
@@ -27,7 +27,10 @@ export async function addUser(db: Database, actor: string, u: NewUser): Promise<
     const tokenExpiresAt = r.rows[0]!.token_expires_at.toISOString();
     await appendAudit(tx, {
       actor, action: 'user.add', entity: `user:${u.username}`, reason: null,
-      details: { role: u.role, fullName: u.fullName, passwordSet: u.passwordHash !== null, integration: u.integration, tokenExpiresAt },
+      details: {
+        role: u.role, fullName: u.fullName, passwordSet: u.passwordHash !== null, integration: u.integration, tokenExpiresAt,
+        tokenDigest: credentialDigest(token.secretHash), passwordDigest: credentialDigest(u.passwordHash),
+      },
     });
     return { username: u.username, role: u.role, token: token.bearer, tokenExpiresAt };
   });
@@ -50,7 +53,7 @@ export async function setPassword(db: Database, actor: string, username: string,
   await changeUser(db, username, async (tx) => {
     await tx.query('UPDATE users SET password_hash = $2, token_id = NULL, token_hash = NULL, token_expires_at = NULL WHERE username = $1', [username, passwordHash]);
     await tx.query('DELETE FROM sessions WHERE username = $1', [username]);
-    await appendAudit(tx, { actor, action: 'user.password', entity: `user:${username}`, reason: null, details: { tokenRevoked: true } });
+    await appendAudit(tx, { actor, action: 'user.password', entity: `user:${username}`, reason: null, details: { tokenRevoked: true, tokenDigest: null, passwordDigest: credentialDigest(passwordHash) } });
   });
 }
 
@@ -85,7 +88,7 @@ export async function issueToken(db: Database, actor: string, username: string, 
       'UPDATE users SET token_id = $2, token_hash = $3, token_expires_at = now() + make_interval(days => $4) WHERE username = $1 RETURNING token_expires_at',
       [username, token.id, token.secretHash, days]);
     const tokenExpiresAt = r.rows[0]!.token_expires_at.toISOString();
-    await appendAudit(tx, { actor, action: 'user.token', entity: `user:${username}`, reason: null, details: { tokenExpiresAt } });
+    await appendAudit(tx, { actor, action: 'user.token', entity: `user:${username}`, reason: null, details: { tokenExpiresAt, tokenDigest: credentialDigest(token.secretHash) } });
     return { username, token: token.bearer, tokenExpiresAt };
   });
 }
@@ -93,7 +96,7 @@ export async function issueToken(db: Database, actor: string, username: string, 
 export async function revokeToken(db: Database, actor: string, username: string, reason: string | null): Promise<void> {
   await changeUser(db, username, async (tx) => {
     await tx.query('UPDATE users SET token_id = NULL, token_hash = NULL, token_expires_at = NULL WHERE username = $1', [username]);
-    await appendAudit(tx, { actor, action: 'user.token.revoke', entity: `user:${username}`, reason, details: {} });
+    await appendAudit(tx, { actor, action: 'user.token.revoke', entity: `user:${username}`, reason, details: { tokenDigest: null } });
   });
 }
 

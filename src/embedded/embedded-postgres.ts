@@ -1,5 +1,5 @@
 import { spawn, execFile } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { chmod, chown, cp, mkdir, readFile, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import os from 'node:os';
@@ -184,7 +184,17 @@ function startServer(bin: Binaries, cluster: string, port: number, account: Acco
   });
 }
 
-export const embeddedPostgresUrl = (port: number, password: string, database = 'visq') => `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}/${database}`;
+export const embeddedPostgresUrl = (port: number, password: string, database = 'visq', role = 'postgres') => `postgres://${role}:${encodeURIComponent(password)}@127.0.0.1:${port}/${database}`;
+
+/**
+ * The embedded cluster's URLs: `url` as its owner (migrations, grants), `appUrl` as the role visq
+ * runs as, which does not own the tables (src/db/database-roles.ts). The application role's
+ * password is derived from the owner's, so the credentials file needs nothing more.
+ */
+export function embeddedPostgresUrls(port: number, ownerPassword: string): { url: string; appUrl: string } {
+  const appPassword = createHmac('sha256', ownerPassword).update('visq_app').digest('base64url');
+  return { url: embeddedPostgresUrl(port, ownerPassword), appUrl: embeddedPostgresUrl(port, appPassword, 'visq', 'visq_app') };
+}
 
 /** Clusters made before each data folder had its own password used this one: it is replaced at the first start. */
 const formerPassword = 'visq-embedded';
@@ -204,7 +214,7 @@ async function connectAsOwner(port: number, password: string): Promise<pg.Client
   }
 }
 
-export async function startEmbeddedPostgres(dataDir: string, port: number, log: Logger): Promise<RunningService> {
+export async function startEmbeddedPostgres(dataDir: string, port: number, log: Logger): Promise<RunningService & { appUrl: string }> {
   const usePort = port || (await freePort());
   await mkdir(dataDir, { recursive: true });
   let bin = await platformBinaries();
@@ -233,7 +243,7 @@ export async function startEmbeddedPostgres(dataDir: string, port: number, log: 
   } catch (err) {
     throw new EmbeddedPostgresError(`cannot start the embedded PostgreSQL in ${cluster} on port ${usePort} (is another visq using this data directory, or the port taken? set VISQ_EMBEDDED_PG_PORT or DATABASE_URL): ${(err as Error).message}`);
   }
-  const url = embeddedPostgresUrl(usePort, password);
+  const { url, appUrl } = embeddedPostgresUrls(usePort, password);
   try {
     const client = await connectAsOwner(usePort, password);
     try {
@@ -247,5 +257,5 @@ export async function startEmbeddedPostgres(dataDir: string, port: number, log: 
     throw new EmbeddedPostgresError(`the embedded PostgreSQL started but cannot be used: ${(err as Error).message}`);
   }
   log.info({ port: usePort, cluster }, 'embedded PostgreSQL started');
-  return { url, stop };
+  return { url, appUrl, stop };
 }

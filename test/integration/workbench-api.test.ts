@@ -381,6 +381,7 @@ describe('managing credentials', () => {
     const ada = await SessionClient.signIn(visq.baseUrl, 'ada', password.ada);
     const created = await ada.send('POST', '/v1/users', { username: 'nina', role: 'reviewer', name: 'Nina N', password: 'nina-reviews-parts-9' });
     expect(created.status).toBe(201);
+    assertApiResponse('/v1/users', 'post', 201, created.body);
     expect(created.body).toMatchObject({ username: 'nina', role: 'reviewer', token: expect.stringMatching(/^visq_/), tokenExpiresAt: expect.any(String) });
     const nina = await SessionClient.signIn(visq.baseUrl, 'nina', 'nina-reviews-parts-9');
     expect((await bearer(created.body.token, '/v1/review')).status).toBe(200);
@@ -392,7 +393,10 @@ describe('managing credentials', () => {
     expect((await ada.send('PATCH', '/v1/users/nina', { disabled: false })).status).toBe(200);
     expect((await bearer(created.body.token, '/v1/review')).status).toBe(200);
 
-    expect((await ada.send('PATCH', '/v1/users/nina', { role: 'engineer', reason: 'new job' })).body).toMatchObject({ role: 'engineer' });
+    const promoted = await ada.send('PATCH', '/v1/users/nina', { role: 'engineer', reason: 'new job' });
+    assertApiResponse('/v1/users/{username}', 'patch', 200, promoted.body);
+    expect(promoted.body).toMatchObject({ role: 'engineer' });
+    assertApiResponse('/v1/users', 'get', 200, (await ada.get('/v1/users')).body);
     expect((await bearer(created.body.token, '/v1/audit')).status).toBe(200);
     expect(await auditActions('user:nina')).toEqual([
       { action: 'user.add', actor: 'ada' }, { action: 'user.disable', actor: 'ada' }, { action: 'user.enable', actor: 'ada' }, { action: 'user.role', actor: 'ada' },
@@ -408,6 +412,7 @@ describe('managing credentials', () => {
     const { token: first } = await cliJson(['user', 'add', 'otto', '--role', 'reviewer', '--integration', '--token-days', '30'], env);
     const rotated = await ada.send('POST', '/v1/users/otto/token', { days: 7 });
     expect(rotated.status).toBe(201);
+    assertApiResponse('/v1/users/{username}/token', 'post', 201, rotated.body);
     expect(Date.parse(rotated.body.tokenExpiresAt) - Date.now()).toBeLessThan(7 * 86400_000 + 60_000);
     expect((await bearer(first, '/v1/review')).status).toBe(401);
     expect((await bearer(rotated.body.token, '/v1/review')).status).toBe(200);
@@ -429,13 +434,18 @@ describe('managing credentials', () => {
     const emil = await SessionClient.signIn(visq.baseUrl, 'emil', password.emil);
     const added = await emil.send('POST', '/v1/stations', { stationId: 'cam-rot', line: 'line-b' });
     expect(added.status).toBe(201);
+    assertApiResponse('/v1/stations', 'post', 201, added.body);
     const post = (key: string, serial: string) => postImage(visq.baseUrl, key, [{ bytes: good[0]! }], { serial, partNumber: 'PN-1001', lotId: 'LOT-ROT' });
     expect((await post(added.body.apiKey, 'SN-ROT-1')).status).toBe(202);
     const rotated = await emil.send('POST', '/v1/stations/cam-rot/key', { reason: 'camera PC replaced' });
     expect(rotated.status).toBe(201);
+    assertApiResponse('/v1/stations/{stationId}/key', 'post', 201, rotated.body);
     expect((await post(added.body.apiKey, 'SN-ROT-2')).status).toBe(401);
     expect((await post(rotated.body.apiKey, 'SN-ROT-3')).status).toBe(202);
-    expect((await emil.send('PATCH', '/v1/stations/cam-rot', { disabled: true })).body).toMatchObject({ stationId: 'cam-rot', disabled: true });
+    const disabled = await emil.send('PATCH', '/v1/stations/cam-rot', { disabled: true });
+    assertApiResponse('/v1/stations/{stationId}', 'patch', 200, disabled.body);
+    expect(disabled.body).toMatchObject({ stationId: 'cam-rot', disabled: true });
+    assertApiResponse('/v1/stations', 'get', 200, (await emil.get('/v1/stations')).body);
     expect((await post(rotated.body.apiKey, 'SN-ROT-4')).status).toBe(401);
     const { stdout } = await cli(['station', 'list'], env);
     expect(JSON.parse(stdout)).toEqual(expect.arrayContaining([expect.objectContaining({ stationId: 'cam-rot', disabled: true })]));

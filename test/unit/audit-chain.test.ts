@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { chainEntry, genesisHash, verifyChain, type AuditEntry } from '../../src/db/audit-chain.js';
+import { chainEntry, genesisHash, outboxMessageHash, OutboxChainCheck, verifyChain, type AuditEntry, type ChainedMessage } from '../../src/db/audit-chain.js';
 
 function trail(n: number): AuditEntry[] {
   const entries: AuditEntry[] = [];
@@ -46,5 +46,35 @@ describe('audit hash chain', () => {
     const [a] = trail(1);
     const forged = chainEntry({ ...a!, reason: 'forged' }, 'f'.repeat(64));
     expect(verifyChain([forged])).toEqual([expect.objectContaining({ seq: 1, problem: 'relinked' })]);
+  });
+});
+
+describe('the outbox chain check', () => {
+  const messages = (n: number): ChainedMessage[] => {
+    const out: ChainedMessage[] = [];
+    for (let pos = 1; pos <= n; pos++) {
+      const m = { chainPos: pos, messageId: `m-${pos}`, inspectionId: `i-${pos}`, stationId: 'cam-1', payloadText: `{"serial":"SN-${pos}"}` };
+      out.push({ ...m, chainHash: outboxMessageHash(out[pos - 2]?.chainHash ?? genesisHash, m) });
+    }
+    return out;
+  };
+
+  it('passes an untouched chain read in pages', () => {
+    const check = new OutboxChainCheck();
+    const all = messages(5);
+    check.add(all.slice(0, 2));
+    check.add(all.slice(2));
+    expect(check.problems).toEqual([]);
+  });
+
+  it('names a changed message and a gap', () => {
+    const all = messages(6);
+    all[1] = { ...all[1]!, payloadText: '{"serial":"SN-X"}' };
+    const check = new OutboxChainCheck();
+    check.add([...all.slice(0, 3), ...all.slice(4)]);
+    expect(check.problems).toEqual([
+      'outbox message 2 (inspection i-2) was changed: it no longer matches its hash',
+      'outbox message 4 is missing (deleted): the chain jumps from 3 to 5',
+    ]);
   });
 });
