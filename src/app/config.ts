@@ -51,8 +51,12 @@ const envSchema = z.object({
   VISQ_DECODE_WAIT_MS: positiveInt.default(5000),
   /** Inference threads per worker process; defaults to the number of cores. */
   VISQ_INFERENCE_THREADS: positiveInt.optional(),
-  /** Jobs one worker process holds at once (preprocessing of the next overlaps inference). */
+  /** Jobs one worker process holds at once; by default enough to fill a batch on every thread. */
   VISQ_WORKER_CONCURRENCY: positiveInt.optional(),
+  /** Inspections an inference thread takes at once (dynamic batching); 1 turns batching off. */
+  VISQ_MAX_BATCH: positiveInt.default(8),
+  /** How long a free inference thread waits for a batch to fill; 0 takes whatever is waiting. */
+  VISQ_MAX_BATCH_DELAY_MS: z.coerce.number().int().min(0).max(1000).default(0),
   /** With backoff from 2 s doubling, 5 tries span about 30 s: a database restart does not turn into REVIEW verdicts. */
   VISQ_JOB_ATTEMPTS: positiveInt.default(5),
   /** An inspection still undecided this long after upload is checked for a lost or failed job. */
@@ -114,6 +118,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
     decoding: { concurrency: e.VISQ_DECODE_CONCURRENCY, perStation: e.VISQ_STATION_DECODE_CONCURRENCY, maxWaitMs: e.VISQ_DECODE_WAIT_MS },
     inferenceThreads: e.VISQ_INFERENCE_THREADS,
     workerConcurrency: e.VISQ_WORKER_CONCURRENCY,
+    batching: { maxBatch: e.VISQ_MAX_BATCH, maxDelayMs: e.VISQ_MAX_BATCH_DELAY_MS },
     jobAttempts: e.VISQ_JOB_ATTEMPTS,
     reconcileAfterSeconds: e.VISQ_RECONCILE_AFTER_SECONDS,
     queuePrefix: e.VISQ_QUEUE_PREFIX,

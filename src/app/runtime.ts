@@ -279,7 +279,7 @@ export async function runApi(rt: Runtime, listener: Listener, db: Database, back
 export async function runWorker(rt: Runtime, db: Database, backend: QueueBackend, registry: ModelRegistry): Promise<void> {
   const { config, log, metrics } = rt;
   const threads = config.inferenceThreads ?? os.availableParallelism();
-  const pool = new InferencePool(registry, config.imageDir, config.preparedDir, config.limits.imagePixels, threads);
+  const pool = new InferencePool(registry, config.imageDir, config.preparedDir, config.limits.imagePixels, threads, config.batching);
   // The first part after a start must not pay for loading and setting up the sessions.
   await pool.warmUp();
   const processor = createInspectionProcessor({
@@ -287,7 +287,7 @@ export async function runWorker(rt: Runtime, db: Database, backend: QueueBackend
     recordDecision: (work, decision, models, overlays) => recordDecision(db, work, decision, models, overlays),
     pool, registry, metrics, log,
   });
-  const worker = createInspectionWorker(backend, processor, config.workerConcurrency ?? threads * 2, jobPolicy(config));
+  const worker = createInspectionWorker(backend, processor, config.workerConcurrency ?? threads * Math.max(2, config.batching.maxBatch), jobPolicy(config));
   worker.on('error', (err) => log.warn({ err: err.message }, 'queue worker error'));
   const queue = createInspectionQueue(backend, jobPolicy(config));
   queue.on('error', (err) => log.warn({ err: err.message }, 'queue connection error'));

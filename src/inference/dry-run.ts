@@ -51,3 +51,43 @@ export async function dryRun(session: ort.InferenceSession, manifest: Manifest):
   });
   return { ms, outputs: shapes, measures, warnings };
 }
+
+/** A run's outputs for item `i` of a batch, as the outputs of a run on that item alone ([1, …]). */
+export function itemOutputs(outputs: ort.InferenceSession.OnnxValueMapType, names: readonly string[], i: number): Record<string, ort.Tensor> {
+  return Object.fromEntries(names.map((name) => {
+    const t = outputs[name] as ort.Tensor;
+    const size = t.dims.slice(1).reduce((a, b) => a * b, 1);
+    return [name, new ort.Tensor(t.type as 'float32', (t.data as Float32Array).subarray(i * size, (i + 1) * size), [1, ...t.dims.slice(1)])];
+  }));
+}
+
+/**
+ * Whether the model takes several images in one run: its input's first dimension is open, and a
+ * run on two generated images gives each exactly (bit for bit) what a run on it alone gives, so
+ * batching never changes a part's result.
+ */
+export async function acceptsBatches(session: ort.InferenceSession, manifest: Manifest): Promise<boolean> {
+  const metadata = (session as unknown as { inputMetadata?: { name: string; shape?: readonly (number | string)[] }[] }).inputMetadata;
+  const first = metadata?.find((m) => m.name === manifest.input.name)?.shape?.[0];
+  if (first === undefined || (typeof first === 'number' && first > 0)) return false;
+  const { input } = manifest;
+  const n = pixelCount(input);
+  const grey = pixelsToTensor(new Uint8Array(n).fill(128), input);
+  const ramp = pixelsToTensor(Uint8Array.from({ length: n }, (_, i) => (i * 7) % 256), input);
+  const names = taskOf(manifest).outputNames(manifest);
+  const single = [await session.run({ [input.name]: new ort.Tensor('float32', grey.data, grey.dims) }), await session.run({ [input.name]: new ort.Tensor('float32', ramp.data, ramp.dims) })];
+  const stacked = new Float32Array(grey.data.length * 2);
+  stacked.set(grey.data, 0);
+  stacked.set(ramp.data, grey.data.length);
+  let both: ort.InferenceSession.OnnxValueMapType;
+  try {
+    both = await session.run({ [input.name]: new ort.Tensor('float32', stacked, [2, ...grey.dims.slice(1)]) });
+  } catch {
+    return false;
+  }
+  return names.every((name) => (both[name] as ort.Tensor).dims[0] === 2 && [0, 1].every((i) => {
+    const item = itemOutputs(both, [name], i)[name]!.data as Float32Array;
+    const alone = (single[i]![name] as ort.Tensor).data as Float32Array;
+    return item.length === alone.length && item.every((v, k) => Object.is(v, alone[k]));
+  }));
+}

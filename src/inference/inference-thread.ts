@@ -4,12 +4,13 @@
  * each is run once on a generated image before the thread takes work, so the first part after a
  * start does not pay for the session's set-up.
  */
+import { writeFileSync } from 'node:fs';
 import { workerData } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
 import sharp from 'sharp';
 import { FilesystemImageStore } from '../images/image-store.js';
 import { PreparedInputs } from './prepared-inputs.js';
-import { dryRun, outOfRange } from './dry-run.js';
+import { acceptsBatches, dryRun, itemOutputs, outOfRange } from './dry-run.js';
 import { measureSpecs, taskOf, type Manifest } from './manifest.js';
 import { geometryFor, pixelCount, pixelsKey, pixelsToTensor, preparePixels, UnusableImageError, type PreparedPixels } from './preprocess.js';
 import type { TaskOverlay } from './tasks/types.js';
@@ -18,6 +19,8 @@ export interface InferenceThreadData {
   imageDir: string;
   preparedDir: string;
   maxPixels: number;
+  /** Images one model run may take; 1 runs every image on its own. */
+  maxBatch: number;
   models: { manifest: Manifest; onnxPath: string }[];
 }
 
@@ -33,11 +36,18 @@ export type InferenceResult =
       overlays: { view: number; model: string; kind: string; sha256: string }[];
       preprocessMs: number;
       inferenceMs: number;
+      /** Images in the largest model run this inspection's images were part of (dynamic batching). */
+      runImages: number;
     }
   /** The image cannot be used by a model: retrying will not help. */
   | { ok: false; reason: string };
 
+/** Per task of a batch: its result, or the error that should send its job back to the queue. */
+export type BatchOutcome = { result: InferenceResult } | { error: string };
+
 const data = workerData as InferenceThreadData;
+// Named for top, `ps -L` and the benchmark's CPU breakdown (Linux only; elsewhere nothing happens).
+try { writeFileSync('/proc/thread-self/comm', 'visq-inference'); } catch { /* not Linux */ }
 // Each inference thread is one unit of CPU; libvips threads of its own would only contend with the others.
 sharp.concurrency(1);
 sharp.cache(false);
@@ -48,7 +58,13 @@ const models = new Map(data.models.map((m) => [m.manifest.id, { ...m, specs: mea
 // One inference thread per core: more intra-op threads would only contend with the other inference threads.
 const sessionOptions: ort.InferenceSession.SessionOptions = { intraOpNumThreads: 1, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: 'all' };
 const sessions = new Map(data.models.map((m) => [m.manifest.id, ort.InferenceSession.create(m.onnxPath, sessionOptions)]));
-const warmedUp = Promise.all(data.models.map(async (m) => dryRun(await sessions.get(m.manifest.id)!, m.manifest)));
+/** Models that take batches with results identical to single runs (acceptsBatches). */
+const batchable = new Set<string>();
+const warmedUp = Promise.all(data.models.map(async (m) => {
+  const session = await sessions.get(m.manifest.id)!;
+  await dryRun(session, m.manifest);
+  if (data.maxBatch > 1 && (await acceptsBatches(session, m.manifest))) batchable.add(m.manifest.id);
+}));
 
 /** Resolves when this thread's sessions are loaded and have run once (InferencePool.warmUp). */
 export async function warmUp(): Promise<void> {
@@ -84,48 +100,100 @@ async function pixelsFor(image: InferenceTask['images'][number], input: Manifest
   }
 }
 
-export default async function infer(task: InferenceTask): Promise<InferenceResult> {
+/** One model input of a batch: which task and view it belongs to, and its pixels. */
+interface Item { task: number; view: number; pixels: PreparedPixels }
+
+/**
+ * A batch of inspections (InferencePool): each image is prepared for each model its task names,
+ * then each model runs on all its images of the batch — in runs of up to `maxBatch` images when the
+ * model takes batches, else one by one — and the outputs are read per image as a single run's.
+ * A task whose image cannot be used gets its reason; one that fails otherwise, its error (the
+ * queue retries it); neither affects the others.
+ */
+export default async function infer(tasks: InferenceTask[]): Promise<BatchOutcome[]> {
   await warmedUp;
-  const views: Record<string, Record<string, number>>[] = [];
-  const problems: Record<string, Record<string, string>>[] = [];
-  const overlays: { view: number; model: string; kind: string; sha256: string }[] = [];
-  let preprocessMs = 0;
-  let inferenceMs = 0;
-  for (const [view, image] of task.images.entries()) {
-    let bytes: Promise<Buffer> | null = null;
-    const original = () => (bytes ??= store.get(image.sha256));
-    const measures: Record<string, Record<string, number>> = {};
-    const flagged: Record<string, Record<string, string>> = {};
-    for (const id of task.models) {
-      const model = models.get(id);
-      if (!model) throw new Error(`model "${id}" is not in this worker's registry`);
-      const t0 = performance.now();
-      let pixels: PreparedPixels;
-      try {
-        pixels = await pixelsFor(image, model.manifest.input, original);
-      } catch (err) {
-        if (!(err instanceof UnusableImageError)) throw err;
-        return { ok: false, reason: `image ${view} (${image.sha256}) cannot be used: ${err.message}` };
-      }
-      const tensor = pixelsToTensor(pixels.raw, model.manifest.input);
-      const t1 = performance.now();
-      const session = await sessionFor(id);
-      const outputs = await session.run({ [model.manifest.input.name]: new ort.Tensor('float32', tensor.data, tensor.dims) });
-      const t2 = performance.now();
-      preprocessMs += t1 - t0;
-      inferenceMs += t2 - t1;
-      const out = taskOf(model.manifest).run(model.manifest, outputs, pixels.geometry);
-      measures[id] = Object.fromEntries(out.measures);
-      for (const spec of model.specs) {
-        const problem = outOfRange(spec, out.measures.get(spec.name) ?? NaN);
-        if (problem) (flagged[id] ??= {})[spec.name] = `${problem}: check the manifest's outputs and score settings`;
-      }
-      for (const o of out.overlays) {
-        overlays.push({ view, model: id, kind: o.kind, sha256: await store.put(await overlayBytes(o)) });
+  const outcomes: (BatchOutcome | null)[] = tasks.map(() => null);
+  const timing = tasks.map(() => ({ preprocessMs: 0, inferenceMs: 0, runImages: 1 }));
+  const views = tasks.map((t) => t.images.map(() => ({} as Record<string, Record<string, number>>)));
+  const problems = tasks.map((t) => t.images.map(() => ({} as Record<string, Record<string, string>>)));
+  const overlays: { view: number; model: string; kind: string; sha256: string }[][] = tasks.map(() => []);
+  const fail = (task: number, outcome: BatchOutcome) => { outcomes[task] ??= outcome; };
+
+  const byModel = new Map<string, Item[]>();
+  for (const [t, task] of tasks.entries()) {
+    for (const [view, image] of task.images.entries()) {
+      let bytes: Promise<Buffer> | null = null;
+      const original = () => (bytes ??= store.get(image.sha256));
+      for (const id of task.models) {
+        if (outcomes[t]) break;
+        const model = models.get(id);
+        if (!model) { fail(t, { error: `model "${id}" is not in this worker's registry` }); break; }
+        const t0 = performance.now();
+        try {
+          const pixels = await pixelsFor(image, model.manifest.input, original);
+          byModel.set(id, [...(byModel.get(id) ?? []), { task: t, view, pixels }]);
+        } catch (err) {
+          fail(t, err instanceof UnusableImageError
+            ? { result: { ok: false, reason: `image ${view} (${image.sha256}) cannot be used: ${err.message}` } }
+            : { error: (err as Error).message });
+        }
+        timing[t]!.preprocessMs += performance.now() - t0;
       }
     }
-    views.push(measures);
-    problems.push(flagged);
   }
-  return { ok: true, views, problems, overlays, preprocessMs, inferenceMs };
+
+  for (const [id, all] of byModel) {
+    const model = models.get(id)!;
+    const { manifest } = model;
+    const session = await sessionFor(id);
+    const items = all.filter((item) => !outcomes[item.task]);
+    const runSize = batchable.has(id) ? data.maxBatch : 1;
+    for (let start = 0; start < items.length; start += runSize) {
+      const run = items.slice(start, start + runSize);
+      const t0 = performance.now();
+      const tensors = run.map((item) => pixelsToTensor(item.pixels.raw, manifest.input));
+      let stacked = tensors[0]!.data;
+      if (run.length > 1) {
+        stacked = new Float32Array(tensors.reduce((a, t) => a + t.data.length, 0));
+        tensors.forEach((t, i) => stacked.set(t.data, i * t.data.length));
+      }
+      const t1 = performance.now();
+      let outputs: ort.InferenceSession.OnnxValueMapType;
+      try {
+        outputs = await session.run({ [manifest.input.name]: new ort.Tensor('float32', stacked, [run.length, ...tensors[0]!.dims.slice(1)]) });
+      } catch (err) {
+        for (const item of run) fail(item.task, { error: `model "${id}": ${(err as Error).message}` });
+        continue;
+      }
+      const t2 = performance.now();
+      const names = taskOf(manifest).outputNames(manifest);
+      for (const [i, item] of run.entries()) {
+        timing[item.task]!.preprocessMs += (t1 - t0) / run.length;
+        timing[item.task]!.inferenceMs += (t2 - t1) / run.length;
+        timing[item.task]!.runImages = Math.max(timing[item.task]!.runImages, run.length);
+        try {
+          const out = taskOf(manifest).run(manifest, run.length > 1 ? itemOutputs(outputs, names, i) : outputs, item.pixels.geometry);
+          views[item.task]![item.view]![id] = Object.fromEntries(out.measures);
+          for (const spec of model.specs) {
+            const problem = outOfRange(spec, out.measures.get(spec.name) ?? NaN);
+            if (problem) (problems[item.task]![item.view]![id] ??= {})[spec.name] = `${problem}: check the manifest's outputs and score settings`;
+          }
+          for (const o of out.overlays) {
+            overlays[item.task]!.push({ view: item.view, model: id, kind: o.kind, sha256: await store.put(await overlayBytes(o)) });
+          }
+        } catch (err) {
+          fail(item.task, { error: `model "${id}": ${(err as Error).message}` });
+        }
+      }
+    }
+  }
+
+  return tasks.map((task, t) => outcomes[t] ?? {
+    result: {
+      ok: true, views: views[t]!, problems: problems[t]!,
+      // As a single task lists them: by view, then in the order the task names its models.
+      overlays: overlays[t]!.sort((a, b) => a.view - b.view || task.models.indexOf(a.model) - task.models.indexOf(b.model)),
+      preprocessMs: timing[t]!.preprocessMs, inferenceMs: timing[t]!.inferenceMs, runImages: timing[t]!.runImages,
+    },
+  });
 }

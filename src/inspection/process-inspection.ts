@@ -72,6 +72,7 @@ async function evaluate(deps: ProcessorDeps, plan: QualityPlan, images: { sha256
   if (!result.ok) return { decision: undecidable(plan, result.reason), models, overlays: [] };
   deps.metrics.preprocessing.observe(result.preprocessMs / 1000);
   deps.metrics.inference.observe(result.inferenceMs / 1000);
+  deps.metrics.batchImages.observe(result.runImages);
   const nested = <T>(v: Record<string, Record<string, T>>) => new Map(Object.entries(v).map(([model, m]) => [model, new Map(Object.entries(m))]));
   const views: ViewMeasures[] = result.views.map(nested);
   const problems: ViewProblems[] = result.problems.map(nested);

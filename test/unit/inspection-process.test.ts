@@ -28,7 +28,7 @@ function fakes(run: (task: InferenceTask) => Promise<InferenceResult>, work: Ins
 
 const job = (attemptsMade = 0, attempts = 3) => ({ data: { inspectionId: 'i-1' }, attemptsMade, opts: { attempts } });
 const measured = (score: number, problem?: string): InferenceResult => ({
-  ok: true, views: [{ m: { anomaly_score: score } }], problems: [problem ? { m: { anomaly_score: problem } } : {}], overlays: [], preprocessMs: 1, inferenceMs: 2,
+  ok: true, views: [{ m: { anomaly_score: score } }], problems: [problem ? { m: { anomaly_score: problem } } : {}], overlays: [], preprocessMs: 1, inferenceMs: 2, runImages: 1,
 });
 
 describe('processing an inspection job', () => {

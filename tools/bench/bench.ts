@@ -1,18 +1,27 @@
 /**
- * `npm run bench`: end-to-end throughput and latency of the pipeline (camera HTTP upload → MQTT
- * verdict at the MES) against the raw throughput of the same model called directly through
- * onnxruntime-node on the same preprocessed input, in one run on this machine.
+ * `npm run bench`: in one run on this machine, the same model on the same image through
+ *  - the raw model: onnxruntime-node called back to back in as many threads as visq uses;
+ *  - a bare HTTP inference server (tools/bench/peer-server.ts): no queue, database or broker;
+ *  - visq end to end (camera HTTP upload → verdict at an MQTT client), on embedded defaults and with
+ *    a Redis queue;
+ * each at light load (one image at a time) and at saturation (cameras in a closed loop), with the CPU
+ * every process and thread spent per image at saturation. `--json` writes the whole result.
  */
-import { readdir, readFile } from 'node:fs/promises';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { Worker } from 'node:worker_threads';
 import { parseArgs } from 'node:util';
+import { Worker } from 'node:worker_threads';
 import mqtt from 'mqtt';
 import { loadConfig } from '../../src/app/config.js';
+import { freePort } from '../../src/embedded/embedded-services.js';
 import { loadModelFolder } from '../../src/inference/model-registry.js';
 import { toInputTensor } from '../../src/inference/preprocess.js';
-import { postInspection, root, round, startVisq, summary } from './visq-under-test.js';
+import { benchModels, benchPlanFile, buildBenchModel } from './bench-models.js';
+import { cpuByPart, cpuSpent } from './cpu.js';
+import { summarizeProfiles } from './profiles.js';
+import { postInspection, root, round, sleep, startVisq, summary, type VisqUnderTest } from './visq-under-test.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -21,6 +30,8 @@ const { values: args } = parseArgs({
     concurrency: { type: 'string', default: '8' },
     light: { type: 'string', default: '40' },
     model: { type: 'string', default: 'surface-anomaly' },
+    variants: { type: 'string', default: 'embedded,redis' },
+    profile: { type: 'boolean', default: false },
   },
 });
 const seconds = Number(args.seconds);
@@ -50,21 +61,126 @@ async function rawModel(onnxPath: string, inputName: string, data: Float32Array,
   const single = (await run(1, 4000)).flat();
   const parallel = await run(threads, seconds * 1000 / 2);
   const total = parallel.reduce((a, t) => a + t.length, 0);
-  return { oneCoreMs: summary(single), throughput: round(total / (seconds / 2), 1), threads };
+  return { throughputPerSecond: round(total / (seconds / 2), 1), lightLoadMs: summary(single) };
 }
 
-async function main() {
-  const modelsDir = process.env.VISQ_MODELS_DIR ?? path.join(root, 'models');
-  const model = await loadModelFolder(path.join(modelsDir, args.model!));
-  const goodDir = path.join(root, 'fixtures', 'images', 'machined-surface', 'good');
-  const image = await readFile(path.join(goodDir, (await readdir(goodDir)).filter((f) => f.endsWith('.png')).sort()[0]!));
-  const tensor = await toInputTensor(image, model.manifest.input, 50_000_000);
+interface Measured {
+  throughputPerSecond: number;
+  images: number;
+  failed: number;
+  saturationMs: ReturnType<typeof summary>;
+  lightLoadMs: ReturnType<typeof summary>;
+  /** CPU milliseconds per image at saturation, by process and thread. */
+  cpuMsPerImage: Record<string, number>;
+  /** Of that, the model's own run (session.run), per image. */
+  modelMsPerImage: number;
+  /** Everything but the model and the bench client, per image. */
+  outsideModelMsPerImage: number;
+}
 
-  say(`raw model: ${model.manifest.id}@${model.manifest.version}, ${threads} thread(s), ${seconds / 2} s…`);
-  const raw = await rawModel(model.onnxPath, model.manifest.input.name, tensor.data, tensor.dims);
+/**
+ * Light load, then a closed loop: each camera sends its next image once the answer to the previous
+ * one is back, so the system stays full without a growing queue.
+ */
+async function measure(send: (camera: number, serial: string) => Promise<number>, cpu: () => Map<string, number>, modelMs: () => Promise<number>): Promise<Measured> {
+  for (let i = 0; i < 5; i++) await send(0, `warm-${i}`);
+  const light: number[] = [];
+  for (let i = 0; i < lightCount; i++) light.push(await send(0, `light-${i}`));
+  const latencies: number[] = [];
+  let n = 0;
+  let failed = 0;
+  const cpuBefore = cpu();
+  const modelBefore = await modelMs();
+  const start = performance.now();
+  const end = start + seconds * 1000;
+  await Promise.all(Array.from({ length: concurrency }, async (_, camera) => {
+    while (performance.now() < end) {
+      try {
+        latencies.push(await send(camera, `sat-${n++}`));
+      } catch {
+        failed++;
+      }
+    }
+  }));
+  const elapsed = (performance.now() - start) / 1000;
+  const spent = cpuSpent(cpuBefore, cpu());
+  const model = (await modelMs()) - modelBefore;
+  const images = latencies.length;
+  const perImage = (ms: number) => round(ms / Math.max(1, images), 2);
+  const cpuMsPerImage = Object.fromEntries([...spent].filter(([, ms]) => ms > 0).sort(([a], [b]) => a.localeCompare(b)).map(([part, ms]) => [part, perImage(ms)]));
+  const serverMs = [...spent].filter(([part]) => part !== 'bench client').reduce((a, [, ms]) => a + ms, 0);
+  return {
+    throughputPerSecond: round(images / elapsed, 1), images, failed,
+    saturationMs: summary(latencies), lightLoadMs: summary(light),
+    cpuMsPerImage, modelMsPerImage: perImage(model), outsideModelMsPerImage: perImage(serverMs - model),
+  };
+}
 
-  // The benchmark measures the pipeline, not the per-station rate limit.
-  const visq = await startVisq('bench', modelsDir, { VISQ_STATION_RATE_LIMIT: '100000' });
+async function started(child: ChildProcess, what: string): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    child.once('exit', (code) => reject(new Error(`${what} exited (${code}) before it was ready`)));
+    child.stdout!.on('data', (d) => { if (String(d).includes('ready')) resolve(); });
+  });
+}
+
+async function runPeer(modelFolder: string, image: Buffer<ArrayBuffer>): Promise<Measured> {
+  const port = await freePort();
+  const peer = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'tools', 'bench', 'peer-server.ts'), modelFolder, String(threads), String(port)], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] });
+  try {
+    await started(peer, 'the peer server');
+    const send = async () => {
+      const t = performance.now();
+      const res = await fetch(`http://127.0.0.1:${port}/infer`, { method: 'POST', headers: { 'content-type': 'image/png' }, body: image });
+      if (res.status !== 200) throw new Error(`the peer answered ${res.status}`);
+      await res.json();
+      return performance.now() - t;
+    };
+    const modelMs = async () => ((await (await fetch(`http://127.0.0.1:${port}/model-ms`)).json()) as { modelMs: number }).modelMs;
+    return await measure(send, () => cpuByPart({ peer: peer.pid! }), modelMs);
+  } finally {
+    peer.kill('SIGTERM');
+  }
+}
+
+/** A Redis and a Mosquitto of the bench's own on free ports (so their CPU is measured), where installed. */
+async function startServices(): Promise<{ env: Record<string, string>; stop: () => Promise<void> } | null> {
+  const stops: ChildProcess[] = [];
+  const env: Record<string, string> = {};
+  const launch = async (cmd: string, argv: string[]) => {
+    const c = spawn(cmd, argv, { stdio: 'ignore' });
+    await new Promise<void>((resolve, reject) => { c.once('spawn', resolve); c.once('error', reject); });
+    stops.push(c);
+  };
+  try {
+    if (process.env.REDIS_URL) env.REDIS_URL = process.env.REDIS_URL;
+    else {
+      const port = await freePort();
+      await launch('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no']);
+      env.REDIS_URL = `redis://127.0.0.1:${port}`;
+    }
+    if (process.env.MQTT_URL) env.MQTT_URL = process.env.MQTT_URL;
+    else {
+      const port = await freePort();
+      await launch('mosquitto', ['-p', String(port)]).catch(() => {}); // else the embedded broker
+      if (stops.length === 2) env.MQTT_URL = `mqtt://127.0.0.1:${port}`;
+    }
+    if (process.env.DATABASE_URL) env.DATABASE_URL = process.env.DATABASE_URL;
+  } catch (err) {
+    say(`no Redis to measure the Redis queue with (${(err as Error).message}): set REDIS_URL`);
+    for (const c of stops) c.kill();
+    return null;
+  }
+  await sleep(500);
+  return { env, stop: async () => { for (const c of stops) c.kill(); } };
+}
+
+async function runVisq(variant: string, modelsDir: string, planFile: string | undefined, image: Buffer<ArrayBuffer>, profileDir: string | null): Promise<Measured | null> {
+  const services = variant === 'redis' ? await startServices() : { env: {}, stop: async () => {} };
+  if (!services) return null;
+  // Embedded: no service URL at all, whatever this shell has set.
+  const env = { REDIS_URL: '', DATABASE_URL: '', MQTT_URL: '', ...services.env };
+  const nodeArgs = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
+  const visq: VisqUnderTest = await startVisq(`bench${variant}`, modelsDir, { env, cameras: concurrency, planFile, nodeArgs });
   try {
     const mes = await mqtt.connectAsync(visq.mqttUrl);
     const arrived = new Map<string, number>();
@@ -76,72 +192,93 @@ async function main() {
       waiting.get(id)?.(at);
     });
     await mes.subscribeAsync(`${visq.topicPrefix}/+/+/+/verdict`, { qos: 1 });
-
-    const upload = async (serial: string) => {
+    const send = async (camera: number, serial: string) => {
       const t = performance.now();
-      const res = await postInspection(visq, image, serial, 'BENCH');
+      const res = await postInspection(visq, image, serial, 'BENCH', undefined, camera);
       if (res.status !== 202) throw new Error(`upload answered ${res.status}: ${await res.text()}`);
-      return { id: ((await res.json()) as { id: string }).id, t };
+      const { id } = (await res.json()) as { id: string };
+      const at = arrived.get(id) ?? await new Promise<number>((resolve) => waiting.set(id, (a) => { waiting.delete(id); resolve(a); }));
+      arrived.delete(id);
+      return at - t;
     };
-    const waitFor = (id: string) => new Promise<number>((resolve) => {
-      const at = arrived.get(id);
-      if (at !== undefined) resolve(at);
-      else waiting.set(id, (t) => { waiting.delete(id); resolve(t); });
-    });
-
-    say('light load: one upload at a time…');
-    for (let i = 0; i < 5; i++) { const u = await upload(`warm-${i}`); await waitFor(u.id); }
-    const light: number[] = [];
-    for (let i = 0; i < lightCount; i++) {
-      const u = await upload(`light-${i}`);
-      light.push((await waitFor(u.id)) - u.t);
-    }
-
-    // Closed loop: each camera posts its next part once the MES has the verdict of the previous one,
-    // so the pipeline stays full without an ever-growing queue, and latencies are those of a full pipeline.
-    say(`saturation: ${concurrency} cameras, each posting its next part when the previous verdict arrives, for ${seconds} s…`);
-    const latencies: number[] = [];
-    let n = 0;
-    let failed = 0;
-    const start = performance.now();
-    const end = start + seconds * 1000;
-    await Promise.all(Array.from({ length: concurrency }, async () => {
-      while (performance.now() < end) {
-        const u = await upload(`sat-${n++}`).catch(() => null);
-        if (!u) { failed++; continue; }
-        latencies.push((await waitFor(u.id)) - u.t);
-      }
-    }));
-    const elapsed = (performance.now() - start) / 1000;
-    const throughput = round(latencies.length / elapsed, 1);
+    const modelMs = async () => {
+      const text = await (await fetch(`${visq.base}/metrics`)).text();
+      return Number(/^visq_inference_duration_seconds_sum (\S+)$/m.exec(text)?.[1] ?? 0) * 1000;
+    };
+    const result = await measure(send, () => cpuByPart({ visq: visq.pid }), modelMs);
     await mes.endAsync();
-
-    const queue = process.env.REDIS_URL ? 'redis' : 'postgres';
-    const result = {
-      machine: { cores: os.availableParallelism(), cpu: os.cpus()[0]?.model, node: process.version },
-      model: { id: model.manifest.id, version: model.manifest.version, input: `${model.manifest.input.width}x${model.manifest.input.height}` },
-      queue, inferenceThreads: threads,
-      raw: { throughputPerSecond: raw.throughput, oneCoreLatencyMs: raw.oneCoreMs },
-      endToEnd: { throughputPerSecond: throughput, images: latencies.length, failedUploads: failed, latencyMs: summary(latencies), concurrency },
-      lightLoad: { latencyMs: summary(light), overRawP50Ms: round(summary(light).p50 - raw.oneCoreMs.p50) },
-      ratio: round(throughput / raw.throughput, 3),
-    };
-    if (args.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
-    else {
-      const r = result;
-      process.stdout.write([
-        `visq bench — ${r.machine.cores} cores (${r.machine.cpu}), node ${r.machine.node}, queue: ${r.queue}, model ${r.model.id}@${r.model.version} (${r.model.input}), ${threads} inference thread(s)`,
-        `raw model (onnxruntime-node, same input): ${r.raw.throughputPerSecond} images/s on ${threads} thread(s); one core p50 ${r.raw.oneCoreLatencyMs.p50} ms`,
-        `end to end (HTTP upload → MQTT verdict):  ${r.endToEnd.throughputPerSecond} images/s with ${concurrency} cameras (${r.endToEnd.images} verdicts, ${r.endToEnd.failedUploads} failed uploads)`,
-        `  latency at saturation p50/p95/p99: ${r.endToEnd.latencyMs.p50} / ${r.endToEnd.latencyMs.p95} / ${r.endToEnd.latencyMs.p99} ms`,
-        `  latency at light load p50/p95/p99: ${r.lightLoad.latencyMs.p50} / ${r.lightLoad.latencyMs.p95} / ${r.lightLoad.latencyMs.p99} ms (p50 is ${r.lightLoad.overRawP50Ms} ms over the raw model's)`,
-        `ratio end-to-end ÷ raw: ${r.ratio}`,
-      ].join('\n') + '\n');
-    }
-    if (failed) process.exitCode = 1;
+    return result;
   } finally {
     await visq.stop();
+    await services.stop();
   }
+}
+
+async function main() {
+  const modelsDir = process.env.VISQ_MODELS_DIR ?? path.join(root, 'models');
+  const scratch = await mkdtemp(path.join(os.tmpdir(), 'visq-bench-'));
+  try {
+    // A model of the registry, or one the bench builds (heavier than the demo's): both in one registry.
+    const benchModelsDir = benchModels.includes(args.model!) ? await buildBenchModel(args.model!, scratch, modelsDir) : modelsDir;
+    const folder = path.join(benchModelsDir, args.model!);
+    const model = await loadModelFolder(folder);
+    const goodDir = path.join(root, 'fixtures', 'images', 'machined-surface', 'good');
+    const image = await readFile(path.join(goodDir, (await readdir(goodDir)).filter((f) => f.endsWith('.png')).sort()[0]!));
+    const tensor = await toInputTensor(image, model.manifest.input, 50_000_000);
+    const input = `${model.manifest.input.width}x${model.manifest.input.height}`;
+
+    say(`raw model: ${model.manifest.id}@${model.manifest.version} (${input}), ${threads} thread(s)…`);
+    const raw = await rawModel(model.onnxPath, model.manifest.input.name, tensor.data, tensor.dims);
+    say('bare HTTP inference server…');
+    const peer = await runPeer(folder, image);
+    const visq: Record<string, Measured> = {};
+    for (const variant of args.variants!.split(',').filter(Boolean)) {
+      say(`visq, ${variant === 'redis' ? 'Redis queue' : 'embedded defaults (PostgreSQL queue)'}…`);
+      const profileDir = args.profile ? path.join(root, '.bench-profiles', variant) : null;
+      if (profileDir) await rm(profileDir, { recursive: true, force: true });
+      const measured = await runVisq(variant, benchModelsDir, benchModels.includes(args.model!) ? benchPlanFile(args.model!, scratch) : undefined, image, profileDir);
+      if (measured) visq[variant] = measured;
+      if (profileDir) say(await summarizeProfiles(profileDir));
+    }
+
+    const result = {
+      machine: { cores: os.availableParallelism(), cpu: os.cpus()[0]?.model, node: process.version },
+      model: { id: model.manifest.id, version: model.manifest.version, input }, inferenceThreads: threads, cameras: concurrency, seconds,
+      raw, peer, visq,
+      ratios: Object.fromEntries(Object.entries(visq).map(([variant, m]) => [variant, {
+        throughputOverPeer: round(m.throughputPerSecond / peer.throughputPerSecond, 3),
+        throughputOverRaw: round(m.throughputPerSecond / raw.throughputPerSecond, 3),
+        lightLoadP50OverPeerMs: round(m.lightLoadMs.p50 - peer.lightLoadMs.p50, 1),
+      }])),
+    };
+    if (args.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+    else process.stdout.write(report(result));
+    if (Object.values(visq).some((m) => m.failed) || peer.failed) process.exitCode = 1;
+  } finally {
+    await rm(scratch, { recursive: true, force: true });
+  }
+}
+
+function report(r: { machine: { cores: number; cpu?: string; node: string }; model: { id: string; version: string; input: string }; raw: Awaited<ReturnType<typeof rawModel>>; peer: Measured; visq: Record<string, Measured>; ratios: Record<string, { throughputOverPeer: number; throughputOverRaw: number; lightLoadP50OverPeerMs: number }> }): string {
+  const rows: [string, Measured | null, number, ReturnType<typeof summary>][] = [
+    ['raw model, no I/O', null, r.raw.throughputPerSecond, r.raw.lightLoadMs],
+    ['bare HTTP inference server', r.peer, r.peer.throughputPerSecond, r.peer.lightLoadMs],
+    ...Object.entries(r.visq).map(([v, m]) => [`visq, ${v === 'redis' ? 'Redis queue' : 'embedded defaults'}`, m, m.throughputPerSecond, m.lightLoadMs] as [string, Measured, number, ReturnType<typeof summary>]),
+  ];
+  const lines = [
+    `visq bench — ${r.machine.cores} cores (${r.machine.cpu}), node ${r.machine.node}, model ${r.model.id}@${r.model.version} (${r.model.input}), ${threads} inference thread(s), ${concurrency} cameras, ${seconds} s`,
+    '',
+    '| | images/s at saturation | light-load p50 | saturation p50 / p95 | CPU ms per image outside the model |',
+    '|---|---|---|---|---|',
+    ...rows.map(([name, m, tput, light]) => `| ${name} | ${tput} | ${light.p50} ms | ${m ? `${m.saturationMs.p50} / ${m.saturationMs.p95} ms` : ''} | ${m ? m.outsideModelMsPerImage : ''} |`),
+    '',
+    ...Object.entries(r.ratios).map(([v, x]) => `visq (${v}) ÷ peer: ${x.throughputOverPeer}; ÷ raw: ${x.throughputOverRaw}; light-load p50 − peer's: ${x.lightLoadP50OverPeerMs} ms`),
+    '',
+    'CPU ms per image at saturation:',
+    ...[['peer', r.peer] as const, ...Object.entries(r.visq).map(([v, m]) => [`visq ${v}`, m] as const)].map(([name, m]) =>
+      `  ${name}: ${Object.entries(m.cpuMsPerImage).map(([part, ms]) => `${part} ${ms}`).join(', ')}; of which the model ${m.modelMsPerImage}`),
+  ];
+  return `${lines.join('\n')}\n`;
 }
 
 await main();

@@ -96,9 +96,8 @@ async function main() {
   const images = await fixtureImages();
   const modelsDir = process.env.VISQ_MODELS_DIR ?? path.join(root, 'models');
   say(`soak: starting visq (${process.env.REDIS_URL ? 'Redis' : 'PostgreSQL'} queue)…`);
-  // The cameras share one station key here, so the per-station rate limit (meant for one runaway
-  // camera) would throttle the whole simulated line; backpressure stays at its default.
-  const visq = await startVisq('soak', modelsDir, { VISQ_STATION_RATE_LIMIT: '100000' });
+  // One station per camera, as in a plant; backpressure and the per-station limits stay at their defaults.
+  const visq = await startVisq('soak', modelsDir, { cameras: concurrency });
   try {
     // As the MES should run: a persistent session, so a reconnect of this client loses no verdict.
     const mes = await mqtt.connectAsync(visq.mqttUrl, { clientId: `${visq.topicPrefix}-mes`, clean: false });
@@ -128,10 +127,10 @@ async function main() {
     let repeatedAnswers = 0;
     const lost: string[] = [];
     /** Retries with the same Idempotency-Key, so a retry of an upload that did get in is answered with the first inspection. */
-    const upload = async (serial: string, image: Buffer<ArrayBuffer>): Promise<string | null> => {
+    const upload = async (serial: string, image: Buffer<ArrayBuffer>, camera: number): Promise<string | null> => {
       const firstTry = performance.now();
       for (;;) {
-        const res = await postInspection(visq, image, serial, lotId, `soak-${serial}`).catch(() => null);
+        const res = await postInspection(visq, image, serial, lotId, `soak-${serial}`, camera).catch(() => null);
         if (res?.status === 202 || res?.status === 200) {
           const { id } = (await res.json()) as { id: string };
           if (res.status === 200) repeatedAnswers++;
@@ -160,11 +159,11 @@ async function main() {
     const sampler = sampleMetrics(visq, () => verdicts.size, t0);
     let next = 0;
     // Closed loop, as in the benchmark: latencies are those of a full pipeline, not of a queue the soak grows itself.
-    const cameras = Promise.all(Array.from({ length: concurrency }, async () => {
+    const cameras = Promise.all(Array.from({ length: concurrency }, async (_, camera) => {
       while (next < imageCount) {
         const i = next++;
         const serial = `SOAK-${String(i).padStart(6, '0')}`;
-        const id = await upload(serial, images[i % images.length]!);
+        const id = await upload(serial, images[i % images.length]!, camera);
         if (id) await verdictArrival(id);
       }
     }));

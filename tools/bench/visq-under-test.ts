@@ -7,6 +7,7 @@ import { spawn } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { readCredentials } from '../../src/embedded/embedded-credentials.js';
 import { freePort } from '../../src/embedded/embedded-services.js';
 
 export const root = fileURLToPath(new URL('../../', import.meta.url));
@@ -30,7 +31,9 @@ async function until(check: () => Promise<boolean>, timeoutMs: number) {
 
 export interface VisqUnderTest {
   base: string;
-  apiKey: string;
+  /** One station key per camera. */
+  apiKeys: string[];
+  pid: number;
   mqttUrl: string;
   topicPrefix: string;
   /** Resolves when the process exits, whoever ended it, with its exit code or the signal that ended it. */
@@ -40,10 +43,22 @@ export interface VisqUnderTest {
 
 /**
  * `visq start` in a fresh data directory, on the services in REDIS_URL/DATABASE_URL/MQTT_URL or
- * else embedded ones on free ports, ready, with station `{name}-cam` on line `name` and plan PN-1001.
+ * else embedded ones on free ports, ready, with stations `{name}-cam-1…` on line `name` (one per
+ * camera, as in a plant) and plan PN-1001 (the fixture's, or `planFile`).
  * Topic and queue prefixes are unique to the run, so shared services see no one else's traffic.
  */
-export async function startVisq(name: string, modelsDir: string, extraEnv: Record<string, string> = {}): Promise<VisqUnderTest> {
+export interface VisqOptions {
+  /** Added to this shell's environment; an empty value unsets a variable. */
+  env?: Record<string, string>;
+  /** Stations to register, one per camera. */
+  cameras?: number;
+  planFile?: string;
+  /** Options for node itself (`--cpu-prof`, which NODE_OPTIONS may not carry). */
+  nodeArgs?: string[];
+}
+
+export async function startVisq(name: string, modelsDir: string, o: VisqOptions = {}): Promise<VisqUnderTest> {
+  const { env: extraEnv = {}, cameras = 1, planFile = path.join(root, 'fixtures', 'plans', 'PN-1001.json'), nodeArgs = [] } = o;
   const dataDir = await mkdtemp(path.join(os.tmpdir(), `visq-${name}-`));
   const port = await freePort();
   const topicPrefix = `${name}${port}`;
@@ -55,6 +70,7 @@ export async function startVisq(name: string, modelsDir: string, extraEnv: Recor
     VISQ_TOPIC_PREFIX: topicPrefix, VISQ_QUEUE_PREFIX: topicPrefix, VISQ_LOG_LEVEL: 'warn',
     ...extraEnv,
   };
+  for (const [k, v] of Object.entries(env)) if (v === '') delete env[k];
   const cli = path.join(root, 'dist', 'app', 'cli.js');
   const admin = async (a: string[]) => new Promise<any>((resolve, reject) => {
     const c = spawn(process.execPath, [cli, ...a], { env });
@@ -62,7 +78,7 @@ export async function startVisq(name: string, modelsDir: string, extraEnv: Recor
     c.stdout.on('data', (d) => (out += d));
     c.on('close', (code) => (code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`visq ${a.join(' ')} exited ${code}`))));
   });
-  const visq = spawn(process.execPath, [cli, 'start'], { env, stdio: ['ignore', 'ignore', 'inherit'] });
+  const visq = spawn(process.execPath, [...nodeArgs, cli, 'start'], { env, stdio: ['ignore', 'ignore', 'inherit'] });
   const exited = new Promise<number | NodeJS.Signals | null>((resolve) => visq.once('exit', (code, signal) => resolve(code ?? signal)));
   const stop = async () => {
     visq.kill('SIGTERM');
@@ -75,9 +91,13 @@ export async function startVisq(name: string, modelsDir: string, extraEnv: Recor
       if (visq.exitCode !== null) throw new Error(`visq start exited (code ${visq.exitCode}) before it was ready`);
       return (await fetch(`${base}/readyz`).catch(() => null))?.status === 200;
     }, 90_000);
-    const { apiKey } = await admin(['station', 'add', `${name}-cam`, '--line', name]);
-    await admin(['plan', 'apply', path.join(root, 'fixtures', 'plans', 'PN-1001.json')]);
-    return { base, apiKey, mqttUrl: env.MQTT_URL ?? `mqtt://127.0.0.1:${env.VISQ_EMBEDDED_MQTT_PORT}`, topicPrefix, exited, stop };
+    const apiKeys: string[] = [];
+    for (let i = 1; i <= cameras; i++) apiKeys.push((await admin(['station', 'add', `${name}-cam-${i}`, '--line', name])).apiKey);
+    await admin(['plan', 'apply', planFile]);
+    // The embedded broker takes the data folder's own credentials, as an MES client on it would.
+    const embedded = env.MQTT_URL ? null : (await readCredentials(dataDir))!;
+    const mqttUrl = env.MQTT_URL ?? `mqtt://${embedded!.mqttUsername}:${encodeURIComponent(embedded!.mqttPassword)}@127.0.0.1:${env.VISQ_EMBEDDED_MQTT_PORT}`;
+    return { base, apiKeys, pid: visq.pid!, mqttUrl, topicPrefix, exited, stop };
   } catch (err) {
     await stop();
     throw err;
@@ -85,11 +105,11 @@ export async function startVisq(name: string, modelsDir: string, extraEnv: Recor
 }
 
 /** One part of plan PN-1001 as a camera posts it: the raw image, the fields as query parameters. */
-export function postInspection(visq: VisqUnderTest, image: Buffer<ArrayBuffer>, serial: string, lotId: string, idempotencyKey?: string) {
+export function postInspection(visq: VisqUnderTest, image: Buffer<ArrayBuffer>, serial: string, lotId: string, idempotencyKey?: string, camera = 0) {
   return fetch(`${visq.base}/v1/inspections?serial=${encodeURIComponent(serial)}&partNumber=PN-1001&lotId=${encodeURIComponent(lotId)}`, {
     method: 'POST',
     headers: {
-      authorization: `Bearer ${visq.apiKey}`, 'content-type': 'image/png',
+      authorization: `Bearer ${visq.apiKeys[camera]}`, 'content-type': 'image/png',
       ...(idempotencyKey ? { 'idempotency-key': idempotencyKey } : {}),
     },
     body: image,
