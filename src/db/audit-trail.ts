@@ -5,7 +5,8 @@ import { chainEntry, genesisHash, type AuditEntry } from './audit-chain.js';
 export interface AuditEvent {
   /** A username, or `cli:<os user>` for the command line. */
   actor: string;
-  action: 'plan.version' | 'inspection.disposition' | 'station.add' | 'user.add' | 'user.password';
+  action: 'plan.version' | 'inspection.disposition' | 'station.add' | 'user.add' | 'user.password'
+    | 'lot.hold' | 'lot.release' | 'image.pin' | 'image.unpin' | 'storage.prune';
   entity: string;
   reason: string | null;
   details: Record<string, unknown>;

@@ -30,7 +30,8 @@ export type InferenceResult =
       views: Record<string, Record<string, number>>[];
       /** Per image: model id → measure → why its value cannot be trusted (outside what the model promises). */
       problems: Record<string, Record<string, string>>[];
-      overlays: { view: number; model: string; kind: string; sha256: string }[];
+      /** `data`: the overlay's bytes, stored already; kept until the decision is recorded, should they have to be stored again. */
+      overlays: { view: number; model: string; kind: string; sha256: string; bytes: number; data: Uint8Array }[];
       preprocessMs: number;
       inferenceMs: number;
     }
@@ -88,7 +89,7 @@ export default async function infer(task: InferenceTask): Promise<InferenceResul
   await warmedUp;
   const views: Record<string, Record<string, number>>[] = [];
   const problems: Record<string, Record<string, string>>[] = [];
-  const overlays: { view: number; model: string; kind: string; sha256: string }[] = [];
+  const overlays: { view: number; model: string; kind: string; sha256: string; bytes: number; data: Uint8Array }[] = [];
   let preprocessMs = 0;
   let inferenceMs = 0;
   for (const [view, image] of task.images.entries()) {
@@ -121,7 +122,8 @@ export default async function infer(task: InferenceTask): Promise<InferenceResul
         if (problem) (flagged[id] ??= {})[spec.name] = `${problem}: check the manifest's outputs and score settings`;
       }
       for (const o of out.overlays) {
-        overlays.push({ view, model: id, kind: o.kind, sha256: await store.put(await overlayBytes(o)) });
+        const encoded = await overlayBytes(o);
+        overlays.push({ view, model: id, kind: o.kind, sha256: await store.put(encoded), bytes: encoded.length, data: encoded });
       }
     }
     views.push(measures);

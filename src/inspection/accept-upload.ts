@@ -31,9 +31,12 @@ export interface AcceptUploadDeps {
   currentPlan(partNumber: string, operation: string | null): Promise<{ partNumber: string; operation: string | null; version: number; plan: QualityPlan } | null>;
   /** The models' input specs, so the decoding that checks an image also makes the models' pixels. */
   modelInputs(modelIds: readonly string[]): ModelInput[];
+  /** Throws InsufficientStorageError (507) when the image store has no room for `bytes` more. */
+  checkStorage(bytes: number): Promise<void>;
   storeImage(bytes: Buffer): Promise<string>;
   storePrepared(imageSha256: string, pixelsKey: string, raw: Uint8Array): Promise<void>;
-  recordInspection(inspection: NewInspection): Promise<{ id: string; created: boolean }>;
+  /** Records the inspection; `restore` stores again images that the pruner removed since they were stored (same bytes posted earlier). */
+  recordInspection(inspection: NewInspection, restore: (sha256s: string[]) => Promise<void>): Promise<{ id: string; created: boolean }>;
   enqueue(inspectionId: string): Promise<void>;
   maxPixels: number;
   log: Logger;
@@ -74,12 +77,27 @@ export async function acceptUpload(deps: AcceptUploadDeps, upload: Upload): Prom
     }
   }
 
+  // Refused before anything is written: no half-stored upload when the store is full.
+  await deps.checkStorage(checked.reduce((sum, c) => sum + c.bytes.length + [...c.prepared.values()].reduce((n, raw) => n + raw.length, 0), 0));
   const images = [];
+  const bytesBySha = new Map<string, Buffer>();
   for (const c of checked) {
     const sha256 = await deps.storeImage(c.bytes);
-    for (const [key, raw] of c.prepared) await deps.storePrepared(sha256, key, raw);
-    images.push({ sha256, mediaType: c.mediaType, width: c.width, height: c.height, exifOrientation: c.exifOrientation });
+    bytesBySha.set(sha256, c.bytes);
+    const prepared = { keys: [] as string[], bytes: 0 };
+    for (const [key, raw] of c.prepared) {
+      // Prepared pixels only spare the worker a decode: one that cannot be written is done without.
+      try {
+        await deps.storePrepared(sha256, key, raw);
+        prepared.keys.push(key);
+        prepared.bytes += raw.length;
+      } catch (err) {
+        deps.log.warn({ err, sha256, pixelsKey: key }, 'cannot keep the prepared model input; the worker will decode the image');
+      }
+    }
+    images.push({ sha256, mediaType: c.mediaType, width: c.width, height: c.height, exifOrientation: c.exifOrientation, bytes: c.bytes.length, prepared });
   }
+  const restore = async (shas: string[]) => { for (const sha of shas) await deps.storeImage(bytesBySha.get(sha)!); };
   const recorded = await deps.recordInspection({
     id: randomUUID(),
     stationId: upload.station.stationId, site: upload.station.site, line: upload.station.line,
@@ -89,7 +107,7 @@ export async function acceptUpload(deps: AcceptUploadDeps, upload: Upload): Prom
     idempotencyKey: upload.idempotencyKey,
     plan: { partNumber: plan.partNumber, operation: plan.operation ?? '', version: plan.version },
     images,
-  });
+  }, restore);
   if (recorded.created) {
     // The inspection is durably recorded; if the queue is away the reconciler enqueues it later.
     await deps.enqueue(recorded.id).catch((err) => deps.log.warn({ err, inspectionId: recorded.id }, 'enqueue failed; the reconciler will retry'));
