@@ -11,7 +11,10 @@ import { createLogger } from './logger.js';
 import { registerModelCommands } from '../model-fit/commands.js';
 import { createMetrics } from './metrics.js';
 import { validateQualityPlan } from '../quality/quality-plan.js';
-import { openDatabase, openQueueBackend, openRegistry, resolveDatabaseUrl, resolveMqttUrl, runAll, runApi, runWorker, Runtime } from './runtime.js';
+import { createPruner, openDatabase, openQueueBackend, openRegistry, resolveDatabaseUrl, resolveMqttUrl, runAll, runApi, runWorker, Runtime } from './runtime.js';
+import { leaderLockKeys, whileLeading } from '../db/leadership.js';
+import { holdLot, releaseLot } from '../db/lots.js';
+import { text } from '../inspection/trace-fields.js';
 import { storePlanVersion } from '../db/quality-plans.js';
 import { addStation } from '../db/stations.js';
 import { addUser, setPassword } from '../db/users.js';
@@ -97,12 +100,12 @@ async function serve(rt: Runtime, start: () => Promise<void>): Promise<void> {
 }
 
 /** Runs an admin command against the database, then stops whatever it started. */
-async function withDatabase<T>(work: (rt: Runtime, db: Awaited<ReturnType<typeof openDatabase>>) => Promise<T>): Promise<T> {
+async function withDatabase<T>(work: (rt: Runtime, db: Awaited<ReturnType<typeof openDatabase>>, url: string) => Promise<T>): Promise<T> {
   const rt = runtime('cli', true);
   try {
     const url = await resolveDatabaseUrl(rt, true);
     const db = await openDatabase(rt, url, 10);
-    return await work(rt, db);
+    return await work(rt, db, url);
   } finally {
     await rt.stop();
   }
@@ -139,7 +142,7 @@ program.command('worker').description('inspection workers alone (needs DATABASE_
       const registry = await openRegistry(rt);
       const databaseUrl = await resolveDatabaseUrl(rt, false);
       const db = await openDatabase(rt, databaseUrl);
-      await runWorker(rt, db, await openQueueBackend(rt, databaseUrl), registry);
+      await runWorker(rt, db, await openQueueBackend(rt, databaseUrl), registry, databaseUrl);
     });
   });
 
@@ -222,6 +225,46 @@ audit.command('verify').description('check the audit trail\'s hash chain; exit 1
       for (const p of report.problems) process.stderr.write(`visq: audit trail: ${p}\n`);
       process.exitCode = 1;
     }
+  });
+
+const lot = program.command('lot').description('lots');
+const lotIdArgument = (lotId: string) => {
+  const parsed = text(128).safeParse(lotId);
+  if (!parsed.success) throw new InvalidInputError('invalid_argument', `lotId "${lotId}": 1–128 characters without control characters`);
+  return parsed.data;
+};
+lot.command('hold <lotId>').description('put a lot on hold: none of its images is removed by the retention policy until it is released')
+  .requiredOption('--reason <why>', 'why (kept in the audit trail)')
+  .action(async (lotId: string, opts: { reason: string }) => {
+    const id = lotIdArgument(lotId);
+    const hold = await withDatabase((_rt, db) => holdLot(db, cliActor(), id, opts.reason));
+    process.stdout.write(`${JSON.stringify({ lotId: id, hold })}\n`);
+  });
+lot.command('release <lotId>').description("release a lot's hold: its images are subject to the retention policy again")
+  .option('--reason <why>', 'why (kept in the audit trail)')
+  .action(async (lotId: string, opts: { reason?: string }) => {
+    const id = lotIdArgument(lotId);
+    await withDatabase((_rt, db) => releaseLot(db, cliActor(), id, opts.reason ?? null));
+    process.stdout.write(`${JSON.stringify({ lotId: id, hold: null })}\n`);
+  });
+
+const storage = program.command('storage').description('the image store: usage and retention (run with the VISQ_DATA_DIR and VISQ_STORAGE_*/VISQ_RETAIN_* of the service)');
+storage.command('status').description('bytes, files and oldest file per class, the quota and its watermarks, and the days to the quota at the current rate')
+  .action(async () => {
+    const status = await withDatabase((rt, db) => createPruner(rt, db).status());
+    process.stdout.write(`${JSON.stringify(status, null, 2)}\n`);
+  });
+storage.command('prune').description('one pruning run now, as the leading process would; with --dry-run, only what it would remove')
+  .option('--dry-run', 'change nothing: say what would be removed and why, and what is kept')
+  .action(async (opts: { dryRun?: boolean }) => {
+    const report = await withDatabase(async (rt, db, url) => {
+      const pruner = createPruner(rt, db);
+      if (opts.dryRun) return pruner.prune({ dryRun: true });
+      const r = await whileLeading(url, leaderLockKeys.pruner, () => pruner.prune({ dryRun: false }));
+      if (!r) throw new Error('a running visq process leads the pruner (two never prune at once); it prunes at its next run (VISQ_PRUNE_INTERVAL_SECONDS), or see --dry-run');
+      return r;
+    });
+    process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
   });
 
 registerModelCommands(program);

@@ -5,12 +5,14 @@ import { passwordMatches } from '../access/passwords.js';
 import type { Logger } from '../app/logger.js';
 import type { Metrics } from '../app/metrics.js';
 import type { Database } from '../db/database.js';
-import { findImageMediaType, findInspection, findInspectionIdByIdempotencyKey, listAwaitingReview, listPartHistory, recordDisposition, recordInspection } from '../db/inspections.js';
+import { findInspection, findInspectionIdByIdempotencyKey, listAwaitingReview, listPartHistory, recordDisposition, recordInspection } from '../db/inspections.js';
 import { findCurrentPlan } from '../db/quality-plans.js';
 import { findStationContext } from '../db/stations.js';
 import { findPerson } from '../db/users.js';
-import { InvalidInputError, NotFoundError, OverloadedError } from '../errors.js';
+import { findImageForServing, pinImage, removalMessage, unpinImage } from '../db/stored-files.js';
+import { GoneError, InvalidInputError, NotFoundError, OverloadedError } from '../errors.js';
 import type { ImageStore } from '../images/image-store.js';
+import type { StorageGuard } from '../images/storage-guard.js';
 import type { ModelInput } from '../inference/manifest.js';
 import type { PreparedInputs } from '../inference/prepared-inputs.js';
 import { acceptUpload, type AcceptUploadDeps } from '../inspection/accept-upload.js';
@@ -32,6 +34,8 @@ export interface InspectionRoutesDeps {
   /** Input specs of the models a plan names, and where their pixels are kept for the workers. */
   modelInputs: (modelIds: readonly string[]) => ModelInput[];
   prepared: PreparedInputs;
+  /** Refuses uploads (507) before the image store's disk is exhausted. */
+  storage: Pick<StorageGuard, 'check' | 'recorded'>;
   limits: { imageBytes: number; imagePixels: number; imagesPerInspection: number };
   metrics: Metrics;
   log: Logger;
@@ -55,9 +59,10 @@ export function inspectionRoutes(deps: InspectionRoutesDeps): Router {
     stationContext: (stationId) => findStationContext(deps.db, stationId),
     currentPlan: (partNumber, operation) => findCurrentPlan(deps.db, partNumber, operation),
     modelInputs: deps.modelInputs,
+    checkStorage: (bytes) => deps.storage.check(bytes),
     storeImage: (bytes) => deps.images.put(bytes),
     storePrepared: (sha256, key, raw) => deps.prepared.put(sha256, key, raw),
-    recordInspection: (inspection) => recordInspection(deps.db, inspection),
+    recordInspection: (inspection, restore) => recordInspection(deps.db, inspection, restore),
     enqueue: deps.enqueue,
     maxPixels: deps.limits.imagePixels,
     log: deps.log,
@@ -89,7 +94,13 @@ export function inspectionRoutes(deps: InspectionRoutesDeps): Router {
     next();
   };
 
-  router.post('/inspections', stationOnly, perStation, answerRepeats, backpressure, (req, res, next) => {
+  // A full store refuses before the body is read (the use case checks again with the images' sizes).
+  const storageRoom = async (_req: Request, _res: unknown, next: () => void) => {
+    await deps.storage.check(0);
+    next();
+  };
+
+  router.post('/inspections', stationOnly, perStation, answerRepeats, backpressure, storageRoom, (req, res, next) => {
     if (req.is('multipart/form-data')) return multipart(req, res, next);
     if (req.is('image/*')) return rawImage(req, res, next);
     throw new HttpError(415, 'unsupported_media_type', 'send multipart/form-data with "image" file parts, or a raw image body with an image/* Content-Type');
@@ -103,6 +114,8 @@ export function inspectionRoutes(deps: InspectionRoutesDeps): Router {
     const outcome = await acceptUpload(uploads, { station, images, fields, idempotencyKey: (res.locals.idempotencyKey as string | undefined) ?? null });
     res.locals.inspectionId = outcome.id;
     deps.metrics.uploads.inc({ outcome: outcome.created ? 'accepted' : 'repeated' });
+    // Now that the upload is in the store's index, the pruner sees it if woken.
+    if (outcome.created) await deps.storage.recorded().catch((err: Error) => req.log.warn({ err: err.message }, 'cannot read the image store\'s size'));
     if (!outcome.created) {
       res.status(200).json(await findInspection(deps.db, outcome.id));
       return;
@@ -161,12 +174,32 @@ export function inspectionRoutes(deps: InspectionRoutesDeps): Router {
     res.json(document);
   });
 
-  router.get('/images/:sha256', role('reviewer'), async (req, res) => {
+  const imageSha = (req: Request) => {
     const sha = String(req.params.sha256);
     if (!/^[0-9a-f]{64}$/.test(sha)) throw new InvalidInputError('invalid_sha256', 'an image is named by its sha256 (64 hex digits)');
-    const mediaType = await findImageMediaType(deps.db, sha);
-    if (!mediaType) throw new NotFoundError('not_found', `no image ${sha}`);
-    res.type(mediaType).set('Cache-Control', 'private, max-age=31536000, immutable').send(await deps.images.get(sha));
+    return sha;
+  };
+
+  router.get('/images/:sha256', role('reviewer'), async (req, res) => {
+    const sha = imageSha(req);
+    const image = await findImageForServing(deps.db, sha);
+    if (!image) throw new NotFoundError('not_found', `no image ${sha}`);
+    if (image.removed) throw new GoneError('image_removed', removalMessage(sha, image.removed));
+    res.type(image.mediaType).set('Cache-Control', 'private, max-age=31536000, immutable').send(await deps.images.get(sha));
+  });
+
+  // "Keep this image": evidence a person wants kept whatever the retention policy says.
+  router.put('/images/:sha256/pin', role('reviewer'), express.json({ limit: '16kb' }), async (req, res) => {
+    const sha = imageSha(req);
+    const body = parseOr400(z.object({ reason: note(2000) }).strict(), req.body, 'invalid_pin');
+    res.json({ sha256: sha, pinned: await pinImage(deps.db, username(req), sha, body.reason) });
+  });
+
+  router.delete('/images/:sha256/pin', role('reviewer'), async (req, res) => {
+    const sha = imageSha(req);
+    const q = parseOr400(z.object({ reason: note(2000).optional() }), req.query, 'invalid_query');
+    await unpinImage(deps.db, username(req), sha, q.reason ?? null);
+    res.json({ sha256: sha, pinned: null });
   });
 
   return router;

@@ -1,9 +1,11 @@
-import { Router } from 'express';
+import express, { Router } from 'express';
 import { z } from 'zod';
 import { lotStatistics } from '../quality/lot-statistics.js';
 import { lotReportCsv, writeLotReportPdf } from '../reports/lot-report.js';
 import type { Database } from '../db/database.js';
 import { findLot, listLotParts, listLots, listLotTrace } from '../db/inspections.js';
+import { findLotHold, holdLot, releaseLot } from '../db/lots.js';
+import { note, text } from '../inspection/trace-fields.js';
 import { role, username } from './auth.js';
 import { parseOr400 } from './errors.js';
 import { InvalidInputError, NotFoundError } from '../errors.js';
@@ -57,8 +59,25 @@ export function lotRoutes(db: Database): Router {
     writeLotReportPdf(res, lotId, stats, parts, username(req));
   });
 
+  // A lot on hold keeps every image of its inspections, whatever the retention policy says.
+  router.post('/lots/:lotId/hold', role('engineer'), express.json({ limit: '16kb' }), async (req, res) => {
+    const lotId = lotIdOf(req.params.lotId);
+    const body = parseOr400(z.object({ reason: note(2000) }).strict(), req.body, 'invalid_hold');
+    res.json({ lotId, hold: await holdLot(db, username(req), lotId, body.reason) });
+  });
+
+  router.post('/lots/:lotId/release', role('engineer'), express.json({ limit: '16kb' }), async (req, res) => {
+    const lotId = lotIdOf(req.params.lotId);
+    const body = parseOr400(z.object({ reason: note(2000).optional() }).strict(), req.body ?? {}, 'invalid_release');
+    await releaseLot(db, username(req), lotId, body.reason ?? null);
+    res.json({ lotId, hold: await findLotHold(db, lotId) });
+  });
+
   return router;
 }
+
+/** A lot id as an upload gives it (CONTRACT.md `lotId`). */
+const lotIdOf = (v: unknown) => parseOr400(text(128), String(v), 'invalid_lot_id');
 
 const notFound = (lotId: unknown) => new NotFoundError('not_found', `no inspections in lot ${String(lotId)}`);
 const safeFileName = (s: string) => s.replace(/[^A-Za-z0-9_.-]/g, '_');
