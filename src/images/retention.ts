@@ -192,7 +192,7 @@ export function planPruning(input: PruneInput): PrunePlan {
         sha256: f.sha256, what: 'file', class: r.class, bytes: f.bytes, policy: r.maxAgeExpired ? 'max_age' : 'quota',
         reason: r.maxAgeExpired
           ? `${classLabel[r.class]} are kept at most ${formatDuration(ages.maxSeconds ?? 0)}`
-          : `the image store was over its high watermark (${input.watermarkText}): ${classLabel[r.class]} older than ${formatDuration(ages.minSeconds)} are removed oldest first`,
+          : `the image store was over its high watermark (${input.watermarkText}): ${classLabel[r.class]}${ages.minSeconds ? ` older than ${formatDuration(ages.minSeconds)}` : ''} are removed oldest first`,
       });
       toFree -= f.bytes;
     }
