@@ -14,7 +14,7 @@ import { validateQualityPlan } from '../quality/quality-plan.js';
 import { createPruner, openDatabase, openQueueBackend, openRegistry, resolveDatabaseUrl, resolveMqttUrl, runAll, runApi, runWorker, Runtime } from './runtime.js';
 import { leaderLockKeys, whileLeading } from '../db/leadership.js';
 import { holdLot, releaseLot } from '../db/lots.js';
-import { text } from '../inspection/trace-fields.js';
+import { note, text } from '../inspection/trace-fields.js';
 import { storePlanVersion } from '../db/quality-plans.js';
 import { addStation } from '../db/stations.js';
 import { addUser, setPassword } from '../db/users.js';
@@ -233,18 +233,26 @@ const lotIdArgument = (lotId: string) => {
   if (!parsed.success) throw new InvalidInputError('invalid_argument', `lotId "${lotId}": 1–128 characters without control characters`);
   return parsed.data;
 };
+const reasonOption = (reason: string | undefined) => {
+  if (reason === undefined) return null;
+  const parsed = note(2000).safeParse(reason);
+  if (!parsed.success) throw new InvalidInputError('invalid_argument', '--reason: 1–2000 characters without control characters');
+  return parsed.data;
+};
 lot.command('hold <lotId>').description('put a lot on hold: none of its images is removed by the retention policy until it is released')
   .requiredOption('--reason <why>', 'why (kept in the audit trail)')
   .action(async (lotId: string, opts: { reason: string }) => {
     const id = lotIdArgument(lotId);
-    const hold = await withDatabase((_rt, db) => holdLot(db, cliActor(), id, opts.reason));
+    const reason = reasonOption(opts.reason)!;
+    const hold = await withDatabase((_rt, db) => holdLot(db, cliActor(), id, reason));
     process.stdout.write(`${JSON.stringify({ lotId: id, hold })}\n`);
   });
 lot.command('release <lotId>').description("release a lot's hold: its images are subject to the retention policy again")
   .option('--reason <why>', 'why (kept in the audit trail)')
   .action(async (lotId: string, opts: { reason?: string }) => {
     const id = lotIdArgument(lotId);
-    await withDatabase((_rt, db) => releaseLot(db, cliActor(), id, opts.reason ?? null));
+    const reason = reasonOption(opts.reason);
+    await withDatabase((_rt, db) => releaseLot(db, cliActor(), id, reason));
     process.stdout.write(`${JSON.stringify({ lotId: id, hold: null })}\n`);
   });
 

@@ -6,7 +6,7 @@ export interface AuditEvent {
   /** A username, or `cli:<os user>` for the command line. */
   actor: string;
   action: 'plan.version' | 'inspection.disposition' | 'station.add' | 'user.add' | 'user.password'
-    | 'lot.hold' | 'lot.release' | 'image.pin' | 'image.unpin' | 'storage.prune';
+    | 'lot.hold' | 'lot.release' | 'image.pin' | 'image.unpin';
   entity: string;
   reason: string | null;
   details: Record<string, unknown>;

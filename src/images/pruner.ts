@@ -1,8 +1,7 @@
 import { createHash } from 'node:crypto';
 import os from 'node:os';
 import type { Logger } from '../app/logger.js';
-import { appendAudit } from '../db/audit-trail.js';
-import { inTransaction, type Database, type Transaction } from '../db/database.js';
+import type { Database, Transaction } from '../db/database.js';
 import { Leadership, leaderLockKeys } from '../db/leadership.js';
 import {
   deferFiles, listFileFacts, listPoolFiles, listPreparedFiles, listUnlinkPending, listUnsized, lockLotsOf, markPreparedRemoved, markUnlinked,
@@ -165,12 +164,6 @@ export class Pruner {
       kept: run.kept,
       first: run.first,
     };
-    if (!o.dryRun && removedFiles > 0) {
-      await inTransaction(db, (tx) => appendAudit(tx, {
-        actor: 'visq:pruner', action: 'storage.prune', entity: 'image_store', reason: null,
-        details: { process: this.process, files: removedFiles, bytes: removedBytes, byClass: run.removed, storedBytes: report.storedBytes, quotaBytes: limits.quotaBytes },
-      }));
-    }
     if (report.shortBytes > 0) {
       this.log.warn({ shortBytes: report.shortBytes, kept: report.kept }, 'the retention policy allows no more removals: the image store stays over its low watermark (uploads get 507 at the quota)');
     }
