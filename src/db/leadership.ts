@@ -17,8 +17,10 @@ export interface LeadershipOptions {
   log: Logger;
   /** How often a process that does not lead tries again. */
   retryMs?: number;
-  /** This process leads now; `client` holds the lock (LISTEN on it: it lives exactly as long as the leadership). */
-  lead(client: pg.Client): Promise<void>;
+  /** A channel to LISTEN on while leading (on the connection that holds the lock), and what its notifications do. */
+  listen?: { channel: string; notified: (payload: string | undefined) => void };
+  /** This process leads now: start the work. */
+  lead(): Promise<void>;
   /** The leadership ended (the connection was lost, or stop()): stop the work. */
   resign(): Promise<void>;
 }
@@ -59,7 +61,7 @@ export class Leadership {
   }
 
   private async tryToLead(): Promise<void> {
-    const client = new pg.Client({ connectionString: this.o.databaseUrl, application_name: `visq-${this.o.what.replaceAll(' ', '-')}` });
+    const client = new pg.Client({ connectionString: this.o.databaseUrl, application_name: `visq-${this.o.what.toLowerCase().replaceAll(' ', '-')}` });
     client.on('error', (err) => {
       if (this.client !== client) return;
       this.o.log.warn({ err: err.message }, `lost the database connection of the ${this.o.what}; resigning`);
@@ -75,7 +77,12 @@ export class Leadership {
       return;
     }
     this.isLeading = true;
-    await this.o.lead(client);
+    const { listen } = this.o;
+    if (listen) {
+      await client.query(`LISTEN ${listen.channel}`);
+      client.on('notification', (n) => listen.notified(n.payload));
+    }
+    await this.o.lead();
     this.answered = true;
     this.o.log.info(`leading the ${this.o.what}`);
   }

@@ -1,7 +1,7 @@
 import { ConflictError } from '../errors.js';
 import { appendAudit } from './audit-trail.js';
 import { inTransaction, type Database, type Queryable } from './database.js';
-import { releaseFilesOfInspectionsSql } from './stored-files.js';
+import { releaseFilesOfInspectionsSql, wakePruner } from './stored-files.js';
 
 /** A lot on hold: who put it there, when and why. None of its inspections' images is removed while it lasts. */
 export interface LotHold { by: string; at: string; reason: string }
@@ -35,6 +35,7 @@ export async function releaseLot(db: Database, actor: string, lotId: string, rea
        WHERE l.lot_id = $1 AND old.lot_id = l.lot_id AND l.held_at IS NOT NULL RETURNING old.held_by, old.hold_reason`, [lotId]);
     if (!r.rows[0]) throw new ConflictError('not_held', `lot ${lotId} is not on hold`);
     await tx.query(releaseFilesOfInspectionsSql('SELECT id FROM inspections WHERE lot_id = $1'), [lotId]);
+    await wakePruner(tx, 'released');
     await appendAudit(tx, { actor, action: 'lot.release', entity: `lot:${lotId}`, reason, details: { lotId, heldBy: r.rows[0].held_by, holdReason: r.rows[0].hold_reason } });
   });
 }

@@ -292,8 +292,11 @@ export async function recordPruneRun(q: Queryable, run: { process: string; start
     [run.process, run.startedAt, run.finishedAt, run.files, run.bytes, JSON.stringify(run.byClass)]);
 }
 
-/** Wakes the pruner now (it listens while it leads): the store passed its high watermark, or an upload was refused. */
-export async function wakePruner(q: Queryable, why: 'high_watermark' | 'refused'): Promise<void> {
+/**
+ * Wakes the pruner (it listens while it leads): the store passed its high watermark, an upload was
+ * refused, or (in the caller's transaction, sent when it commits) a hold or pin was released.
+ */
+export async function wakePruner(q: Queryable, why: 'high_watermark' | 'refused' | 'released'): Promise<void> {
   await q.query(`SELECT pg_notify('visq_storage', $1)`, [why]);
 }
 
@@ -346,6 +349,7 @@ export async function unpinImage(db: Database, username: string, sha256: string,
       `UPDATE stored_files SET retain_until = NULL WHERE removed_at IS NULL AND retain_until IS NOT NULL AND sha256 IN (
          SELECT $1 UNION SELECT ia.sha256 FROM inspection_images v JOIN inspection_artifacts ia ON ia.inspection_id = v.inspection_id AND ia.view = v.view WHERE v.sha256 = $1)`,
       [sha256]);
+    await wakePruner(tx, 'released');
     await appendAudit(tx, { actor: username, action: 'image.unpin', entity: `image:${sha256}`, reason, details: { sha256, pinnedBy: r.rows[0].pinned_by, pinReason: r.rows[0].reason } });
   });
 }

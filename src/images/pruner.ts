@@ -10,6 +10,7 @@ import {
 } from '../db/stored-files.js';
 import type { PreparedInputs } from '../inference/prepared-inputs.js';
 import { volumeOf, type ImageStore } from './image-store.js';
+import { storageRetryAfterSeconds } from './storage-guard.js';
 import {
   agesOf, bytesToFree, formatDuration, planPruning, retentionClasses, storageClasses, storageLimits, watermarkText,
   type PrunePlan, type Removal, type RetentionPolicy, type StorageClass, type StorageSettings, type StoredFileFacts,
@@ -75,7 +76,7 @@ export class Pruner {
    * One run: finishes interrupted removals, then removes prepared inputs and files as the policy
    * says (a dry run decides the same and changes nothing). `keepGoing` is asked between pages.
    */
-  async prune(o: { dryRun: boolean; keepGoing?: () => boolean; wokenByUpload?: boolean }): Promise<PruneReport> {
+  async prune(o: { dryRun: boolean; keepGoing?: () => boolean; woken?: boolean }): Promise<PruneReport> {
     const { db, settings } = this.o;
     const policy = settings.retention;
     const keepGoing = o.keepGoing ?? (() => true);
@@ -90,7 +91,7 @@ export class Pruner {
     const limits = storageLimits(settings, (await volumeOf(this.o.imageDir)).totalBytes);
     const before = await measureStore(db);
     const storedBefore = total(before.classes);
-    const initialToFree = bytesToFree(storedBefore, limits, o.wokenByUpload);
+    const initialToFree = bytesToFree(storedBefore, limits, o.woken);
     const now = new Date();
     const run = { toFree: initialToFree, removed: {} as Tally, kept: {} as Record<string, number>, first: [] as Omit<Removal, 'bytes'>[], seen: new Set<string>() };
     const plan = (files: StoredFileFacts[], prepared: Parameters<typeof planPruning>[0]['prepared']) =>
@@ -164,9 +165,6 @@ export class Pruner {
       kept: run.kept,
       first: run.first,
     };
-    if (report.shortBytes > 0) {
-      this.log.warn({ shortBytes: report.shortBytes, kept: report.kept }, 'the retention policy allows no more removals: the image store stays over its low watermark (uploads get 507 at the quota)');
-    }
     return report;
   }
 
@@ -358,17 +356,21 @@ const ago = (now: Date, seconds: number) => new Date(now.getTime() - seconds * 1
 
 /**
  * The pruner as one process per database runs it (leader-elected like the MES link, with its own
- * lock): a run at start, then every `intervalSeconds`, and at once when an upload finds the store
- * over its high watermark or is refused (a `visq_storage` notification).
+ * lock): a run at start, then every `intervalSeconds`, and soon when an upload finds the store
+ * over its high watermark or is refused, at once when a lot or a pin is released (`visq_storage`
+ * notifications).
  */
 export class PrunerService {
   private readonly leadership: Leadership;
   private readonly log: Logger;
   private loop: Promise<void> | null = null;
-  private wake: (() => void) | null = null;
+  /** Ends the wait between runs: after the rest, or at once (`now`: a hold or pin released, or stopping). */
+  private wake: ((now: boolean) => void) | null = null;
   private leading = false;
-  /** An upload woke the pruner (the store over its high watermark, or an upload refused). */
+  /** Woken since the last run began (see bytesToFree); by a released hold or pin. */
   private woken = false;
+  private released = false;
+  private warned = 0;
 
   constructor(private readonly pruner: Pruner, private readonly o: { databaseUrl: string; intervalSeconds: number; prepared: PreparedInputs; preparedMaxSeconds: number | null; log: Logger }) {
     this.log = o.log.child({ component: 'pruner' });
@@ -377,15 +379,21 @@ export class PrunerService {
       lockKey: leaderLockKeys.pruner,
       what: 'image pruner',
       log: this.log,
-      lead: async (client) => {
-        await client.query('LISTEN visq_storage');
-        client.on('notification', () => { this.woken = true; this.wake?.(); });
+      listen: {
+        channel: 'visq_storage',
+        notified: (why) => {
+          this.woken = true;
+          this.released ||= why === 'released';
+          this.wake?.(why === 'released');
+        },
+      },
+      lead: async () => {
         this.leading = true;
         this.loop = this.run();
       },
       resign: async () => {
         this.leading = false;
-        this.wake?.();
+        this.wake?.(true);
         await this.loop?.catch(() => {}); // its errors were logged in the loop
         this.loop = null;
       },
@@ -404,23 +412,38 @@ export class PrunerService {
     await this.o.prepared.sweep(new Date(Date.now() - (max ?? 3600) * 1000), max !== null)
       .catch((err: Error) => this.log.warn({ err: err.message }, 'cannot sweep the prepared inputs'));
     while (this.leading) {
-      const wokenByUpload = this.woken;
+      const woken = this.woken;
       this.woken = false;
+      this.released = false;
       const started = Date.now();
+      let stuck = false;
       try {
-        const r = await this.pruner.prune({ dryRun: false, keepGoing: () => this.leading, wokenByUpload });
+        const r = await this.pruner.prune({ dryRun: false, keepGoing: () => this.leading, woken });
         if (r.removed.files) this.log.info({ removed: r.removed, storedBytes: r.storedBytes, quotaBytes: r.limits.quotaBytes }, 'image store pruned');
+        stuck = r.shortBytes > 0 && r.removed.files === 0;
+        if (r.shortBytes > 0 && Date.now() - this.warned > 60_000) {
+          this.warned = Date.now();
+          this.log.warn({ shortBytes: r.shortBytes, kept: r.kept, quotaBytes: r.limits.quotaBytes },
+            'the retention policy allows no more removals: the image store stays over its low watermark (uploads get 507 at the quota; see visq storage status)');
+        }
       } catch (err) {
         this.log.warn({ err: (err as Error).message }, 'pruning run failed; retrying at the next one');
       }
-      // Woken again and again, it rests at least as long as a run took: a large store's measure is no small query.
-      const rest = Date.now() - started;
+      // Woken again and again, it rests at least as long as a run took (a large store's measure is
+      // no small query), and as long as a refused upload waits when the last run could remove nothing.
+      const rest = Math.max(Date.now() - started, stuck ? storageRetryAfterSeconds * 1000 : 0);
       if (this.leading) {
         await new Promise<void>((resolve) => {
           const timer = setTimeout(resolve, this.o.intervalSeconds * 1000);
-          const early = () => { clearTimeout(timer); setTimeout(resolve, rest); };
-          if (this.woken) early();
-          else this.wake = early;
+          let rested: NodeJS.Timeout | undefined;
+          this.wake = (now) => {
+            clearTimeout(timer);
+            if (now) {
+              clearTimeout(rested);
+              resolve();
+            } else rested ??= setTimeout(resolve, rest);
+          };
+          if (this.woken) this.wake(this.released);
         });
       }
       this.wake = null;

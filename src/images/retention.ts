@@ -108,13 +108,13 @@ export function fileRetention(policy: RetentionPolicy, now: Date, f: StoredFileF
 
 /**
  * How much a pruning run must free: from above the high watermark down to the low one, else
- * nothing. When an upload woke the pruner (it found the store over its high watermark, counting
- * itself, or was refused), from anywhere above the low one: the upload that saw it may not be
- * recorded yet, and one larger than the room between the high watermark and the quota must not
- * wait forever.
+ * nothing. When woken (an upload found the store over its high watermark, counting itself, or was
+ * refused; a hold or pin was released), from anywhere above the low one: the upload that saw it may
+ * not be recorded yet, and one larger than the room between the high watermark and the quota must
+ * not wait forever.
  */
-export function bytesToFree(storedBytes: number, limits: { highBytes: number; lowBytes: number }, wokenByUpload = false): number {
-  return storedBytes > limits.highBytes || (wokenByUpload && storedBytes > limits.lowBytes) ? storedBytes - limits.lowBytes : 0;
+export function bytesToFree(storedBytes: number, limits: { highBytes: number; lowBytes: number }, woken = false): number {
+  return storedBytes > limits.highBytes || (woken && storedBytes > limits.lowBytes) ? storedBytes - limits.lowBytes : 0;
 }
 
 export interface PreparedCandidate { sha256: string; bytes: number; storedAt: Date; undecided: boolean }

@@ -48,9 +48,9 @@ export class MesLink {
       lockKey: leaderLockKeys.mesLink,
       what: 'MES link',
       log: this.log,
-      lead: async (client) => {
-        await client.query('LISTEN visq_outbox');
-        client.on('notification', () => this.wake?.());
+      // Wakes the relay as soon as a verdict message is stored.
+      listen: { channel: 'visq_outbox', notified: () => this.wake?.() },
+      lead: async () => {
         this.connectBroker();
         this.loop = this.relayLoop();
       },

@@ -80,7 +80,8 @@ async function storeOnDisk(): Promise<number> {
   let total = 0;
   for (const dir of ['images', 'prepared']) {
     const entries = await readdir(path.join(env.VISQ_DATA_DIR!, dir), { recursive: true, withFileTypes: true }).catch(() => []);
-    for (const e of entries) if (e.isFile()) total += (await stat(path.join(e.parentPath, e.name))).size;
+    // A file listed may be unlinked by the pruner before it is measured.
+    for (const e of entries) if (e.isFile()) total += (await stat(path.join(e.parentPath, e.name)).catch(() => ({ size: 0 }))).size;
   }
   return total;
 }
