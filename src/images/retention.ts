@@ -55,8 +55,8 @@ export interface StoredFileFacts {
 }
 
 export type FileRetention =
-  /** Kept whatever its age, while a state lasts (undecided, awaiting review, lot held, pinned). */
-  | { kind: 'protected'; why: string }
+  /** Kept whatever its age, while a state lasts (undecided, awaiting review, lot held, pinned); looked at again after `recheckSeconds`. */
+  | { kind: 'protected'; why: string; recheckSeconds: number }
   /** Kept until `until`, when its youngest reference reaches its class's minimum age. */
   | { kind: 'young'; until: Date; why: string }
   | { kind: 'removable'; class: RetentionClass; maxAgeExpired: boolean };
@@ -79,12 +79,15 @@ export function classOf(refs: readonly FileReference[]): RetentionClass | null {
 
 /** Whether a file may be removed now, and if not, why and until when. */
 export function fileRetention(policy: RetentionPolicy, now: Date, f: StoredFileFacts): FileRetention {
-  if (f.pinned) return { kind: 'protected', why: 'pinned by a person' };
+  // The events that end these states make the pruner look again at once; the recheck is a safety net
+  // (an undecided inspection is decided within seconds, so its net is close).
+  const held = (why: string): FileRetention => ({ kind: 'protected', why, recheckSeconds: stateRecheckSeconds });
+  if (f.pinned) return held('pinned by a person');
   for (const r of f.refs) {
-    if (r.state === 'undecided') return { kind: 'protected', why: 'an inspection using it is not decided yet' };
-    if (r.state === 'awaiting_review') return { kind: 'protected', why: 'an inspection using it awaits review' };
-    if (r.lotHeld) return { kind: 'protected', why: 'its lot is on hold' };
-    if (r.viewPinned) return { kind: 'protected', why: 'the image of its view is pinned' };
+    if (r.state === 'undecided') return { kind: 'protected', why: 'an inspection using it is not decided yet', recheckSeconds: 600 };
+    if (r.state === 'awaiting_review') return held('an inspection using it awaits review');
+    if (r.lotHeld) return held('its lot is on hold');
+    if (r.viewPinned) return held('the image of its view is pinned');
   }
   let until = 0;
   let youngClass: RetentionClass | null = null;
@@ -152,7 +155,7 @@ export interface PruneInput {
   files: readonly StoredFileFacts[];
 }
 
-/** A state (hold, pin, review, undecided) is looked at again after this long, should the event that ends it be missed. */
+/** A state (hold, pin, review) is looked at again after this long, should the event that ends it be missed. */
 export const stateRecheckSeconds = 24 * 3600;
 
 /**
@@ -181,10 +184,9 @@ export function planPruning(input: PruneInput): PrunePlan {
     toFree -= p.bytes;
   }
 
-  const recheck = new Date(now.getTime() + stateRecheckSeconds * 1000);
   for (const f of oldestFirst(input.files)) {
     const r = fileRetention(policy, now, f);
-    if (r.kind === 'protected') deferrals.push({ sha256: f.sha256, until: recheck, why: r.why });
+    if (r.kind === 'protected') deferrals.push({ sha256: f.sha256, until: new Date(now.getTime() + r.recheckSeconds * 1000), why: r.why });
     else if (r.kind === 'young') deferrals.push({ sha256: f.sha256, until: r.until, why: r.why });
     else if (r.maxAgeExpired || toFree > 0) {
       const ages = agesOf(policy, r.class);

@@ -33,7 +33,7 @@ describe('which stored files the retention policy lets go', () => {
     ['a shared image: one old PASS, one inspection undecided', file([ref({ at: daysAgo(100) }), ref({ state: 'undecided', class: null, at: daysAgo(0) })]), 'an inspection using it is not decided yet'],
     ['a shared image: one of its inspections in a held lot', file([ref({ at: daysAgo(100) }), ref({ at: daysAgo(100), lotHeld: true })]), 'its lot is on hold'],
   ])('keeps %s whatever its age', (_what, f, why) => {
-    expect(fileRetention(policy, now, f)).toEqual({ kind: 'protected', why });
+    expect(fileRetention(policy, now, f)).toEqual({ kind: 'protected', why, recheckSeconds: why.includes('not decided') ? 600 : stateRecheckSeconds });
   });
 
   it('keeps a file until its class minimum age, and says until when', () => {
@@ -128,8 +128,9 @@ describe('the pruning plan', () => {
     expect(p.removals).toEqual([]);
     expect(p.bytesToFree).toBe(10_000);
     expect(p.deferrals.map((d) => d.sha256).sort()).toEqual(kept.map((f) => f.sha256).sort());
-    // States are looked at again within a day, should the event that ends them be missed.
-    expect(p.deferrals.filter((d) => d.until.getTime() === now.getTime() + stateRecheckSeconds * 1000)).toHaveLength(5);
+    // States are looked at again within a day (an undecided inspection within 10 minutes), should the event that ends them be missed.
+    expect(p.deferrals.filter((d) => d.until.getTime() === now.getTime() + stateRecheckSeconds * 1000)).toHaveLength(4);
+    expect(p.deferrals.filter((d) => d.until.getTime() === now.getTime() + 600_000)).toHaveLength(1);
   });
 
   it('below the high watermark, only files past their maximum age go; the rest stay where they are', () => {
