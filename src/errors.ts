@@ -53,3 +53,13 @@ export class TooManyRequestsError extends DomainError {
     super(code, message);
   }
 }
+
+/** The image store has no room for more (its quota, or the volume's free-space floor): retry after `retryAfterSeconds`. */
+export class InsufficientStorageError extends DomainError {
+  constructor(message: string, readonly retryAfterSeconds: number) {
+    super('insufficient_storage', message);
+  }
+}
+
+/** What the request names existed and was removed on purpose (an image past its retention): the message says when and why. */
+export class GoneError extends DomainError {}

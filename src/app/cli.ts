@@ -11,7 +11,10 @@ import { createLogger } from './logger.js';
 import { registerModelCommands } from '../model-fit/commands.js';
 import { createMetrics } from './metrics.js';
 import { validateQualityPlan } from '../quality/quality-plan.js';
-import { Listener, openDatabase, openQueueBackend, openRegistry, resolveDatabaseUrls, resolveMqttUrl, runAll, runApi, runWorker, Runtime } from './runtime.js';
+import { createPruner, Listener, openDatabase, openQueueBackend, openRegistry, resolveDatabaseUrls, resolveMqttUrl, runAll, runApi, runWorker, Runtime } from './runtime.js';
+import { leaderLockKeys, whileLeading } from '../db/leadership.js';
+import { holdLot, releaseLot } from '../db/lots.js';
+import { note, text } from '../fields.js';
 import { storePlanVersion } from '../db/quality-plans.js';
 import { addStation, listStations, rotateStationKey, setStationDisabled } from '../db/stations.js';
 import { addUser, issueToken, listUsers, revokeToken, setPassword, setRole, setUserDisabled } from '../db/users.js';
@@ -97,11 +100,12 @@ async function serve(rt: Runtime, start: () => Promise<void>): Promise<void> {
 }
 
 /** Runs an admin command against the database, then stops whatever it started. */
-async function withDatabase<T>(work: (rt: Runtime, db: Awaited<ReturnType<typeof openDatabase>>) => Promise<T>): Promise<T> {
+async function withDatabase<T>(work: (rt: Runtime, db: Awaited<ReturnType<typeof openDatabase>>, url: string) => Promise<T>): Promise<T> {
   const rt = runtime('cli', true);
   try {
-    const db = await openDatabase(rt, await resolveDatabaseUrls(rt, true), 10);
-    return await work(rt, db);
+    const urls = await resolveDatabaseUrls(rt, true);
+    const db = await openDatabase(rt, urls, 10);
+    return await work(rt, db, urls.url);
   } finally {
     await rt.stop();
   }
@@ -139,7 +143,7 @@ program.command('worker').description('inspection workers alone (needs DATABASE_
       const registry = await openRegistry(rt);
       const databaseUrls = await resolveDatabaseUrls(rt, false);
       const db = await openDatabase(rt, databaseUrls);
-      await runWorker(rt, db, await openQueueBackend(rt, databaseUrls.url), registry);
+      await runWorker(rt, db, await openQueueBackend(rt, databaseUrls.url), registry, databaseUrls.url);
     });
   });
 
@@ -279,6 +283,54 @@ audit.command('verify').description('check the audit trail and the outbox\'s has
       for (const p of report.problems) process.stderr.write(`visq: audit: ${p}\n`);
       process.exitCode = 1;
     }
+  });
+
+const lot = program.command('lot').description('lots');
+const lotIdArgument = (lotId: string) => {
+  const parsed = text(128).safeParse(lotId);
+  if (!parsed.success) throw new InvalidInputError('invalid_argument', `lotId "${lotId}": 1–128 characters without control characters`);
+  return parsed.data;
+};
+const reasonOption = (reason: string | undefined) => {
+  if (reason === undefined) return null;
+  const parsed = note(2000).safeParse(reason);
+  if (!parsed.success) throw new InvalidInputError('invalid_argument', '--reason: 1–2000 characters without control characters');
+  return parsed.data;
+};
+lot.command('hold <lotId>').description('put a lot on hold: none of its images is removed by the retention policy until it is released')
+  .requiredOption('--reason <why>', 'why (kept in the audit trail)')
+  .action(async (lotId: string, opts: { reason: string }) => {
+    const id = lotIdArgument(lotId);
+    const reason = reasonOption(opts.reason)!;
+    const hold = await withDatabase((_rt, db) => holdLot(db, cliActor(), id, reason));
+    process.stdout.write(`${JSON.stringify({ lotId: id, hold })}\n`);
+  });
+lot.command('release <lotId>').description("release a lot's hold: its images are subject to the retention policy again")
+  .option('--reason <why>', 'why (kept in the audit trail)')
+  .action(async (lotId: string, opts: { reason?: string }) => {
+    const id = lotIdArgument(lotId);
+    const reason = reasonOption(opts.reason);
+    await withDatabase((_rt, db) => releaseLot(db, cliActor(), id, reason));
+    process.stdout.write(`${JSON.stringify({ lotId: id, hold: null })}\n`);
+  });
+
+const storage = program.command('storage').description('the image store: usage and retention (run with the VISQ_DATA_DIR and VISQ_STORAGE_*/VISQ_RETAIN_* of the service)');
+storage.command('status').description('bytes, files and oldest file per class, the quota and its watermarks, and the days to the quota at the current rate')
+  .action(async () => {
+    const status = await withDatabase((rt, db) => createPruner(rt, db).status());
+    process.stdout.write(`${JSON.stringify(status, null, 2)}\n`);
+  });
+storage.command('prune').description('one pruning run now, as the leading process would; with --dry-run, only what it would remove')
+  .option('--dry-run', 'change nothing: say what would be removed and why, and what is kept')
+  .action(async (opts: { dryRun?: boolean }) => {
+    const report = await withDatabase(async (rt, db, url) => {
+      const pruner = createPruner(rt, db);
+      if (opts.dryRun) return pruner.prune({ dryRun: true });
+      const r = await whileLeading(url, leaderLockKeys.pruner, () => pruner.prune({ dryRun: false }));
+      if (!r) throw new Error('a running visq process leads the pruner (two never prune at once); it prunes at its next run (VISQ_PRUNE_INTERVAL_SECONDS), or see --dry-run');
+      return r;
+    });
+    process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
   });
 
 registerModelCommands(program);

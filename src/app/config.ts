@@ -3,6 +3,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { describeIssues } from '../validation-issues.js';
 import { InvalidInputError } from '../errors.js';
+import { parseDuration, parseSize, type RetentionPolicy } from '../images/retention.js';
 
 /** A configuration problem: the message names the environment variable. */
 /** A bad environment variable: the process stops with a message naming it (exit 2). */
@@ -20,6 +21,18 @@ const url = (protocols: string[]) =>
     }, `must be a URL starting with ${protocols.map((p) => `${p}//`).join(' or ')}`);
 
 const port = z.coerce.number().int().min(0).max(65535);
+/** A zod string read by a parser that throws with a message (durations, sizes). */
+const parsedBy = <T>(parse: (v: string) => T) => z.string().transform((v, ctx) => {
+  try {
+    return parse(v);
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: (err as Error).message });
+    return z.NEVER;
+  }
+});
+const minAge = (d: string) => parsedBy((v) => parseDuration(v, false)!).prefault(d);
+const maxAge = (d: string) => parsedBy((v) => parseDuration(v, true)).prefault(d);
+const percent = z.coerce.number().gt(0).max(100);
 const positiveInt = z.coerce.number().int().positive();
 
 const envSchema = z.object({
@@ -81,7 +94,35 @@ const envSchema = z.object({
   VISQ_SESSION_HOURS: positiveInt.default(12),
   /** The bearer token /metrics asks for; without it /metrics answers this host (loopback) only. */
   VISQ_METRICS_TOKEN: z.string().min(16, 'at least 16 characters').optional(),
+  /** The image store's quota (bytes with a unit, or a share of its volume); uploads get 507 above it. */
+  VISQ_STORAGE_QUOTA: parsedBy(parseSize).prefault('80%'),
+  /** Percent of the quota above which the pruner starts, and down to which it prunes. */
+  VISQ_STORAGE_HIGH_WATERMARK: percent.default(90),
+  VISQ_STORAGE_LOW_WATERMARK: percent.default(80),
+  /** Free space the volume keeps whatever the quota (PostgreSQL and the system need it): uploads get 507 below it. */
+  VISQ_STORAGE_MIN_FREE: parsedBy(parseSize).prefault('5%'),
+  VISQ_RETAIN_PASS_MIN_AGE: minAge('7d'),
+  VISQ_RETAIN_PASS_MAX_AGE: maxAge('none'),
+  VISQ_RETAIN_FAIL_MIN_AGE: minAge('365d'),
+  VISQ_RETAIN_FAIL_MAX_AGE: maxAge('none'),
+  VISQ_RETAIN_DISPOSED_MIN_AGE: minAge('365d'),
+  VISQ_RETAIN_DISPOSED_MAX_AGE: maxAge('none'),
+  VISQ_RETAIN_OVERLAY_MIN_AGE: minAge('30d'),
+  VISQ_RETAIN_OVERLAY_MAX_AGE: maxAge('none'),
+  VISQ_RETAIN_PREPARED_MIN_AGE: minAge('0'),
+  VISQ_RETAIN_PREPARED_MAX_AGE: maxAge('1h'),
+  /** How often the pruner looks at the store (it is also woken at once when an upload finds the store over its high watermark). */
+  VISQ_PRUNE_INTERVAL_SECONDS: positiveInt.default(60),
   VISQ_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+}).superRefine((e, ctx) => {
+  if (e.VISQ_STORAGE_LOW_WATERMARK >= e.VISQ_STORAGE_HIGH_WATERMARK) {
+    ctx.addIssue({ code: 'custom', path: ['VISQ_STORAGE_LOW_WATERMARK'], message: `must be below VISQ_STORAGE_HIGH_WATERMARK (${e.VISQ_STORAGE_HIGH_WATERMARK})` });
+  }
+  for (const c of ['PASS', 'FAIL', 'DISPOSED', 'OVERLAY', 'PREPARED'] as const) {
+    const min = e[`VISQ_RETAIN_${c}_MIN_AGE`];
+    const max = e[`VISQ_RETAIN_${c}_MAX_AGE`];
+    if (max !== null && max < min) ctx.addIssue({ code: 'custom', path: [`VISQ_RETAIN_${c}_MAX_AGE`], message: `must not be shorter than VISQ_RETAIN_${c}_MIN_AGE` });
+  }
 });
 
 export type Config = ReturnType<typeof loadConfig>;
@@ -132,5 +173,19 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
     sessionHours: e.VISQ_SESSION_HOURS,
     trustProxy: e.VISQ_TRUST_PROXY,
     metricsToken: e.VISQ_METRICS_TOKEN ?? null,
+    storage: {
+      quota: e.VISQ_STORAGE_QUOTA,
+      highWatermarkPercent: e.VISQ_STORAGE_HIGH_WATERMARK,
+      lowWatermarkPercent: e.VISQ_STORAGE_LOW_WATERMARK,
+      minFree: e.VISQ_STORAGE_MIN_FREE,
+      pruneIntervalSeconds: e.VISQ_PRUNE_INTERVAL_SECONDS,
+      retention: {
+        pass: { minSeconds: e.VISQ_RETAIN_PASS_MIN_AGE, maxSeconds: e.VISQ_RETAIN_PASS_MAX_AGE },
+        fail: { minSeconds: e.VISQ_RETAIN_FAIL_MIN_AGE, maxSeconds: e.VISQ_RETAIN_FAIL_MAX_AGE },
+        disposed: { minSeconds: e.VISQ_RETAIN_DISPOSED_MIN_AGE, maxSeconds: e.VISQ_RETAIN_DISPOSED_MAX_AGE },
+        overlay: { minSeconds: e.VISQ_RETAIN_OVERLAY_MIN_AGE, maxSeconds: e.VISQ_RETAIN_OVERLAY_MAX_AGE },
+        prepared: { minSeconds: e.VISQ_RETAIN_PREPARED_MIN_AGE, maxSeconds: e.VISQ_RETAIN_PREPARED_MAX_AGE },
+      } satisfies RetentionPolicy,
+    },
   };
 }

@@ -1,3 +1,4 @@
+import { mkdir } from 'node:fs/promises';
 import os from 'node:os';
 import type { AddressInfo } from 'node:net';
 import { createServer, type RequestListener, type Server } from 'node:http';
@@ -8,7 +9,11 @@ import { startEmbeddedBroker, type RunningService } from '../embedded/embedded-s
 import { embeddedCredentials, readCredentials } from '../embedded/embedded-credentials.js';
 import { embeddedPostgresUrls, startEmbeddedPostgres } from '../embedded/embedded-postgres.js';
 import { createHttpApp } from '../http/http-app.js';
-import { FilesystemImageStore } from '../images/image-store.js';
+import { FilesystemImageStore, volumeOf } from '../images/image-store.js';
+import { Pruner, PrunerService } from '../images/pruner.js';
+import { storageLimits } from '../images/retention.js';
+import { StorageGuard } from '../images/storage-guard.js';
+import { estimateStoredBytes, readStorageUsage, wakePruner } from '../db/stored-files.js';
 import { PreparedInputs } from '../inference/prepared-inputs.js';
 import { InferencePool } from '../inference/inference-pool.js';
 import { loadRegistry, type ModelRegistry } from '../inference/model-registry.js';
@@ -34,7 +39,15 @@ export class Runtime {
   private readonly stops: Stoppable[] = [];
   /** What a starting process still waits for, and why (its HTTP listener's /readyz shows it). */
   readonly waitingFor = new Map<string, string>();
+  private readonly started = new Set<string>();
   constructor(readonly config: Config, readonly log: Logger, readonly metrics: Metrics) {}
+
+  /** Runs `start` the first time `part` is asked for in this process (`visq start` has API and worker in one). */
+  once(part: string, start: () => void): void {
+    if (this.started.has(part)) return;
+    this.started.add(part);
+    start();
+  }
 
   onStop(stop: Stoppable): void {
     this.stops.push(stop);
@@ -209,6 +222,29 @@ function cachedFor<T>(ms: number, read: () => Promise<T>): () => Promise<T> {
   };
 }
 
+/** The image store's pruner, one leader per database among the API and worker processes. */
+export function createPruner(rt: Runtime, db: Database): Pruner {
+  const { config, log } = rt;
+  return new Pruner({
+    db, images: new FilesystemImageStore(config.imageDir), prepared: new PreparedInputs(config.preparedDir),
+    imageDir: config.imageDir, settings: config.storage, log,
+  });
+}
+
+async function startPruner(rt: Runtime, db: Database, databaseUrl: string): Promise<void> {
+  const { config, log } = rt;
+  // The volume's size is read from the store's folder.
+  await mkdir(config.imageDir, { recursive: true });
+  rt.once('pruner', () => {
+    const service = new PrunerService(createPruner(rt, db), {
+      databaseUrl, intervalSeconds: config.storage.pruneIntervalSeconds, prepared: new PreparedInputs(config.preparedDir),
+      preparedMaxSeconds: config.storage.retention.prepared.maxSeconds, log,
+    });
+    service.start();
+    rt.onStop(() => service.stop());
+  });
+}
+
 const jobPolicy = (config: Config) => ({ attempts: config.jobAttempts, backoffMs: 2000, lockMs: config.jobLockMs });
 
 export interface ApiHandle { port: number }
@@ -227,6 +263,18 @@ export async function runApi(rt: Runtime, listener: Listener, db: Database, back
 
   // A scrape reads the queue at most every 5 s, however often it comes.
   metrics.countQueueWith(cachedFor(5000, () => queue.getJobCounts('waiting', 'active', 'delayed', 'failed', 'completed')));
+  await startPruner(rt, db, databaseUrl);
+  const storage = new StorageGuard({
+    estimateStoredBytes: () => estimateStoredBytes(db),
+    volume: () => volumeOf(config.imageDir),
+    wakePruner: (why) => wakePruner(db, why),
+    settings: config.storage,
+    log,
+  });
+  metrics.readStorageWith(cachedFor(1000, async () => {
+    const [usage, volume] = await Promise.all([readStorageUsage(db), volumeOf(config.imageDir)]);
+    return { classes: usage?.classes ?? {}, quotaBytes: storageLimits(config.storage, volume.totalBytes).quotaBytes, volumeFreeBytes: volume.freeBytes };
+  }));
   const reviewChanges = new ReviewChanges(databaseUrl, log);
   reviewChanges.start();
 
@@ -246,6 +294,7 @@ export async function runApi(rt: Runtime, listener: Listener, db: Database, back
     stationRateLimit: config.stationRateLimit,
     modelInputs: (ids) => ids.flatMap((id) => registry.get(id)?.manifest.input ?? []),
     prepared: new PreparedInputs(config.preparedDir),
+    storage,
     models: [...registry.values()].map(({ manifest: m }) => ({ id: m.id, version: m.version, task: m.task, measures: m.measures })),
     reviewChanges,
     sessionSeconds: config.sessionHours * 3600,
@@ -261,6 +310,7 @@ export async function runApi(rt: Runtime, listener: Listener, db: Database, back
       broker: async () => link.readiness(),
       models: async () => (registry.size ? null : `no models in ${config.modelsDir}`),
       decoder: async () => decodeSlots.saturation(),
+      storage: () => storage.readiness(),
     },
   });
   listener.serve(app);
@@ -276,15 +326,22 @@ export async function runApi(rt: Runtime, listener: Listener, db: Database, back
 }
 
 /** Inspection workers: a BullMQ worker whose jobs run inference on a pool of threads. */
-export async function runWorker(rt: Runtime, db: Database, backend: QueueBackend, registry: ModelRegistry): Promise<void> {
+export async function runWorker(rt: Runtime, db: Database, backend: QueueBackend, registry: ModelRegistry, databaseUrl: string): Promise<void> {
   const { config, log, metrics } = rt;
+  const store = new FilesystemImageStore(config.imageDir);
   const threads = config.inferenceThreads ?? os.availableParallelism();
   const pool = new InferencePool(registry, config.imageDir, config.preparedDir, config.limits.imagePixels, threads, config.batching);
   // The first part after a start must not pay for loading and setting up the sessions.
   await pool.warmUp();
   const processor = createInspectionProcessor({
     claimInspection: (id) => claimInspection(db, id),
-    recordDecision: (work, decision, models, overlays) => recordDecision(db, work, decision, models, overlays),
+    recordDecision: (work, decision, models, overlays) => recordDecision(db, work, decision, models, overlays, async (revived) => {
+      for (const o of revived) {
+        // Without its bytes (it cannot happen: the pool returns them), the job's retry makes the overlay again.
+        if (!o.data) throw new Error(`overlay ${o.sha256} was removed by the pruner while the inspection was decided`);
+        await store.put(o.data);
+      }
+    }),
     pool, registry, metrics, log,
   });
   const worker = createInspectionWorker(backend, processor, config.workerConcurrency ?? threads * Math.max(2, config.batching.maxBatch), jobPolicy(config));
@@ -304,6 +361,7 @@ export async function runWorker(rt: Runtime, db: Database, backend: QueueBackend
   }, config.reconcileAfterSeconds);
   reconciler.start(Math.min(15_000, config.reconcileAfterSeconds * 500));
   void worker.run();
+  await startPruner(rt, db, databaseUrl);
   rt.onStop(await announceProcess(db, 'worker', loadedModels(registry), (err) => log.warn({ err: err.message }, 'cannot refresh this process in the processes table')));
   log.info({ threads, concurrency: worker.opts.concurrency, queue: backend.kind }, 'inspection worker running');
   // Closing waits for the jobs in hand to finish, so none is left stalled by a clean shutdown.
@@ -325,6 +383,6 @@ export async function runAll(rt: Runtime) {
   const backend = await openQueueBackend(rt, databaseUrls.url);
   // Started after the API so that it stops first: jobs in hand finish while the MES link can still relay their verdicts.
   const { port } = await runApi(rt, listener, db, backend, registry, databaseUrls.url, mqttUrl);
-  await runWorker(rt, db, backend, registry);
+  await runWorker(rt, db, backend, registry, databaseUrls.url);
   return { port, db, registry, mqttUrl };
 }

@@ -8,7 +8,8 @@ export interface AuditEvent {
   action:
     | 'plan.version' | 'inspection.disposition'
     | 'station.add' | 'station.key' | 'station.disable' | 'station.enable'
-    | 'user.add' | 'user.password' | 'user.role' | 'user.disable' | 'user.enable' | 'user.integration' | 'user.token' | 'user.token.revoke';
+    | 'user.add' | 'user.password' | 'user.role' | 'user.disable' | 'user.enable' | 'user.integration' | 'user.token' | 'user.token.revoke'
+    | 'lot.hold' | 'lot.release' | 'image.pin' | 'image.unpin';
   entity: string;
   reason: string | null;
   details: Record<string, unknown>;

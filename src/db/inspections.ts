@@ -5,6 +5,8 @@ import type { LotPart } from '../quality/lot-statistics.js';
 import type { QualityPlan } from '../quality/quality-plan.js';
 import { appendAudit } from './audit-trail.js';
 import { inTransaction, type Database, type Queryable } from './database.js';
+import { findLotHold, type LotHold } from './lots.js';
+import { lockFilesShared, pinnedJsonSql, releaseFilesOfInspectionsSql, removedJsonSql } from './stored-files.js';
 import { ConflictError, NotFoundError } from '../errors.js';
 import type { Signer } from '../inspection/dispose.js';
 import { verdictMessage, type InspectionDocument, type ModelUsed } from '../inspection/inspection-document.js';
@@ -23,7 +25,8 @@ export interface NewInspection {
   operator: string | null;
   capturedAt: Date;
   plan: { partNumber: string; operation: string; version: number };
-  images: { sha256: string; mediaType: string; width: number; height: number; exifOrientation: number | null }[];
+  /** `bytes`: the file's size; `prepared`: the model-input pixels stored beside it (their keys and total size). */
+  images: { sha256: string; mediaType: string; width: number; height: number; exifOrientation: number | null; bytes: number; prepared: { keys: string[]; bytes: number } }[];
 }
 
 /** A station's Idempotency-Key for one request (CONTRACT.md `POST /v1/inspections`), kept until it expires. */
@@ -33,34 +36,58 @@ export interface IdempotencyKey { key: string; requestHash: string; ttlSeconds: 
  * Records an accepted upload, and its Idempotency-Key when it has one, in one statement. Returns
  * `created: false` with nothing recorded when the station's key is still held by another request
  * (a concurrent repeat); the caller then looks the key up.
+ *
+ * Its images are entered in the store's index under a shared lock on each (stored-files.ts): an
+ * image the pruner removed (the same bytes posted earlier, since removed) loses its removal mark,
+ * and `restore` stores it again before the inspection commits, so no recorded inspection lacks its file.
  */
-export async function recordInspection(db: Database, ins: NewInspection, idempotency: IdempotencyKey | null): Promise<{ id: string; created: boolean }> {
-  // One statement (one round trip, one implicit transaction): key, lot, inspection and its images.
-  // An expired key is taken over; a live one stops the whole insert.
-  const inserted = await db.query(
-    `WITH key AS (
-       INSERT INTO idempotency_keys (station_id, key, request_hash, inspection_id, expires_at)
-       SELECT $2, $20, $21, $1, now() + make_interval(secs => $22) WHERE $20::text IS NOT NULL
-       ON CONFLICT (station_id, key) DO UPDATE SET request_hash = EXCLUDED.request_hash, inspection_id = EXCLUDED.inspection_id, expires_at = EXCLUDED.expires_at
-         WHERE idempotency_keys.expires_at <= now()
-       RETURNING 1),
-     go AS (SELECT 1 WHERE $20::text IS NULL OR EXISTS (SELECT 1 FROM key)),
-     lot AS (INSERT INTO lots (lot_id) SELECT $7 FROM go ON CONFLICT DO NOTHING),
-     ins AS (
-       INSERT INTO inspections (id, station_id, site, line, serial, part_number, lot_id, work_order, operation, operator,
-         captured_at, plan_part_number, plan_operation, plan_version)
-       SELECT $1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14 FROM go RETURNING id),
-     img AS (
-       INSERT INTO inspection_images (inspection_id, view, sha256, media_type, width, height, exif_orientation)
-       SELECT ins.id, v.view - 1, v.sha256, v.media_type, v.width, v.height, v.exif_orientation
-       FROM ins, unnest($15::text[], $16::text[], $17::int[], $18::int[], $19::smallint[]) WITH ORDINALITY AS v(sha256, media_type, width, height, exif_orientation, view))
-     SELECT id FROM ins`,
-    [ins.id, ins.stationId, ins.site, ins.line, ins.serial, ins.partNumber, ins.lotId, ins.workOrder, ins.operation,
-      ins.operator, ins.capturedAt, ins.plan.partNumber, ins.plan.operation, ins.plan.version,
-      ins.images.map((i) => i.sha256), ins.images.map((i) => i.mediaType), ins.images.map((i) => i.width), ins.images.map((i) => i.height), ins.images.map((i) => i.exifOrientation),
-      idempotency?.key ?? null, idempotency?.requestHash ?? null, idempotency?.ttlSeconds ?? null],
-  );
-  return { id: ins.id, created: inserted.rowCount === 1 };
+export async function recordInspection(
+  db: Database, ins: NewInspection, idempotency: IdempotencyKey | null, restore: (sha256s: string[]) => Promise<void>,
+): Promise<{ id: string; created: boolean }> {
+  const shas = ins.images.map((i) => i.sha256);
+  return inTransaction(db, async (tx) => {
+    await lockFilesShared(tx, shas);
+    // One statement: key, lot, inspection, its images and their entries in the store's index.
+    // An expired key is taken over; a live one stops the whole insert.
+    const inserted = await tx.query<{ id: string; revived: string[] }>(
+      `WITH key AS (
+         INSERT INTO idempotency_keys (station_id, key, request_hash, inspection_id, expires_at)
+         SELECT $2, $23, $24, $1, now() + make_interval(secs => $25) WHERE $23::text IS NOT NULL
+         ON CONFLICT (station_id, key) DO UPDATE SET request_hash = EXCLUDED.request_hash, inspection_id = EXCLUDED.inspection_id, expires_at = EXCLUDED.expires_at
+           WHERE idempotency_keys.expires_at <= now()
+         RETURNING 1),
+       go AS (SELECT 1 WHERE $23::text IS NULL OR EXISTS (SELECT 1 FROM key)),
+       lot AS (INSERT INTO lots (lot_id) SELECT $7 FROM go ON CONFLICT DO NOTHING),
+       ins AS (
+         INSERT INTO inspections (id, station_id, site, line, serial, part_number, lot_id, work_order, operation, operator,
+           captured_at, plan_part_number, plan_operation, plan_version)
+         SELECT $1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14 FROM go RETURNING id),
+       v AS (SELECT * FROM unnest($15::text[], $16::text[], $17::int[], $18::int[], $19::smallint[], $20::bigint[], $21::bigint[], $22::text[])
+               WITH ORDINALITY AS v(sha256, media_type, width, height, exif_orientation, bytes, prepared_bytes, prepared_keys, view)),
+       img AS (
+         INSERT INTO inspection_images (inspection_id, view, sha256, media_type, width, height, exif_orientation)
+         SELECT ins.id, v.view - 1, v.sha256, v.media_type, v.width, v.height, v.exif_orientation FROM ins, v),
+       revived AS (SELECT sha256 FROM stored_files WHERE sha256 = ANY($15) AND removed_at IS NOT NULL),
+       files AS (
+         INSERT INTO stored_files (sha256, bytes, prepared_bytes, prepared_keys)
+         SELECT DISTINCT ON (v.sha256) v.sha256, v.bytes, v.prepared_bytes, string_to_array(v.prepared_keys, ',') FROM ins, v ORDER BY v.sha256
+         ON CONFLICT (sha256) DO UPDATE SET
+           bytes = EXCLUDED.bytes,
+           prepared_bytes = CASE WHEN stored_files.prepared_removed_at IS NULL THEN greatest(stored_files.prepared_bytes, EXCLUDED.prepared_bytes) ELSE EXCLUDED.prepared_bytes END,
+           prepared_keys = CASE WHEN stored_files.prepared_removed_at IS NULL THEN ARRAY(SELECT DISTINCT k FROM unnest(stored_files.prepared_keys || EXCLUDED.prepared_keys) k) ELSE EXCLUDED.prepared_keys END,
+           prepared_removed_at = NULL, stored_at = now(), retain_until = NULL,
+           removed_at = NULL, removal_policy = NULL, removal_reason = NULL, unlinked_at = NULL)
+       SELECT id, ARRAY(SELECT sha256 FROM revived) AS revived FROM ins`,
+      [ins.id, ins.stationId, ins.site, ins.line, ins.serial, ins.partNumber, ins.lotId, ins.workOrder, ins.operation,
+        ins.operator, ins.capturedAt, ins.plan.partNumber, ins.plan.operation, ins.plan.version,
+        shas, ins.images.map((i) => i.mediaType), ins.images.map((i) => i.width), ins.images.map((i) => i.height), ins.images.map((i) => i.exifOrientation),
+        ins.images.map((i) => i.bytes), ins.images.map((i) => i.prepared.bytes), ins.images.map((i) => i.prepared.keys.join(',')),
+        idempotency?.key ?? null, idempotency?.requestHash ?? null, idempotency?.ttlSeconds ?? null],
+    );
+    const row = inserted.rows[0];
+    if (row?.revived.length) await restore(row.revived);
+    return { id: ins.id, created: row !== undefined };
+  });
 }
 
 /** The request a station's unexpired Idempotency-Key was first used for, and where its inspection stands. */
@@ -74,10 +101,11 @@ export async function findIdempotencyKey(db: Queryable, stationId: string, key: 
 
 const documentQuery = `
   SELECT i.*, p.document AS plan_document,
-    coalesce((SELECT json_agg(json_build_object('sha256', sha256, 'width', width, 'height', height, 'mediaType', media_type, 'exifOrientation', exif_orientation) ORDER BY view)
-      FROM inspection_images WHERE inspection_id = i.id), '[]') AS images,
-    coalesce((SELECT json_agg(json_build_object('view', view, 'model', model_id, 'kind', kind, 'sha256', sha256) ORDER BY view, model_id, kind)
-      FROM inspection_artifacts WHERE inspection_id = i.id), '[]') AS overlays,
+    coalesce((SELECT json_agg(json_build_object('sha256', ii.sha256, 'width', ii.width, 'height', ii.height, 'mediaType', ii.media_type, 'exifOrientation', ii.exif_orientation,
+        'removed', ${removedJsonSql('f')}, 'pinned', ${pinnedJsonSql('p')}) ORDER BY ii.view)
+      FROM inspection_images ii LEFT JOIN stored_files f ON f.sha256 = ii.sha256 LEFT JOIN image_pins p ON p.sha256 = ii.sha256 WHERE ii.inspection_id = i.id), '[]') AS images,
+    coalesce((SELECT json_agg(json_build_object('view', a.view, 'model', a.model_id, 'kind', a.kind, 'sha256', a.sha256, 'removed', ${removedJsonSql('f')}) ORDER BY a.view, a.model_id, a.kind)
+      FROM inspection_artifacts a LEFT JOIN stored_files f ON f.sha256 = a.sha256 WHERE a.inspection_id = i.id), '[]') AS overlays,
     (SELECT json_build_object('decision', decision, 'finalVerdict', final_verdict, 'reason', reason, 'by', username,
         'name', coalesce(signer_name, username), 'meaning', meaning, 'at', decided_at)
       FROM dispositions WHERE inspection_id = i.id) AS disposition
@@ -97,6 +125,8 @@ interface DocumentRow {
 }
 
 const iso = (d: Date | string) => new Date(d).toISOString();
+/** Timestamps inside json_build_object come as PostgreSQL writes them; documents give ISO 8601 in UTC. */
+const isoAt = <T extends { at: string }>(x: T | null): T | null => (x ? { ...x, at: iso(x.at) } : null);
 
 function toDocument(row: DocumentRow): InspectionDocument {
   const disposition = row.disposition;
@@ -120,11 +150,11 @@ function toDocument(row: DocumentRow): InspectionDocument {
     capturedAt: iso(row.captured_at),
     receivedAt: iso(row.received_at),
     decidedAt: row.decided_at === null ? null : iso(row.decided_at),
-    images: row.images,
+    images: row.images.map((img) => ({ ...img, removed: isoAt(img.removed), pinned: isoAt(img.pinned) })),
     characteristics: row.characteristics ?? [],
     models: row.models ?? [],
     plan: { partNumber: row.plan_part_number, operation: row.plan_operation || null, version: row.plan_version },
-    overlays: row.overlays,
+    overlays: row.overlays.map((o) => ({ ...o, removed: isoAt(o.removed) })),
     disposition: disposition
       ? { decision: disposition.decision, reason: disposition.reason, by: disposition.by, name: disposition.name, meaning: disposition.meaning, at: iso(disposition.at) }
       : null,
@@ -175,18 +205,23 @@ export async function claimInspection(db: Queryable, id: string): Promise<Inspec
   return { document, plan: row.plan_document };
 }
 
-export interface Overlay { view: number; model: string; kind: string; sha256: string }
+/** An overlay a worker stored for an inspection (`bytes`: its file's size; `data`: the bytes themselves, while the worker has them). */
+export interface Overlay { view: number; model: string; kind: string; sha256: string; bytes: number; data?: Uint8Array }
 
 /**
  * Stores the decision, its overlays and its verdict message atomically (one statement). Only the
  * first decision of an inspection counts: a retried job that finds it decided changes nothing.
+ * The overlays enter the store's index under shared locks (stored-files.ts): an overlay the pruner
+ * removed since the worker stored it (the same bytes as an older inspection's, say from the same
+ * pixels) loses its removal mark, and `restore` stores it again before the decision commits.
  */
 export async function recordDecision(
-  db: Queryable,
+  db: Database,
   work: InspectionWork,
   decision: Decision,
   models: ModelUsed[],
   overlays: Overlay[],
+  restore: (overlays: Overlay[]) => Promise<void> = async () => {},
 ): Promise<{ recorded: boolean; document: InspectionDocument }> {
   const decidedAt = new Date();
   const awaitingReview = needsReview(decision.verdict, work.plan);
@@ -200,27 +235,46 @@ export async function recordDecision(
     decidedAt: decidedAt.toISOString(),
     characteristics: decision.characteristics,
     models,
-    overlays,
+    overlays: overlays.map(({ view, model, kind, sha256 }) => ({ view, model, kind, sha256, removed: null })),
   };
   const messageId = randomUUID();
-  const r = await db.query(
+  const overlayShas = overlays.map((o) => o.sha256);
+  const record = async (q: Queryable) => q.query<{ revived: string[] }>(
     `WITH decided AS (
        UPDATE inspections SET status = 'done', verdict = $2, reason = $3, characteristics = $4, models = $5, decided_at = $6, needs_review = $7
        WHERE id = $1 AND status <> 'done' RETURNING id),
      overlays AS (
        INSERT INTO inspection_artifacts (inspection_id, view, model_id, kind, sha256)
        SELECT decided.id, o.view, o.model, o.kind, o.sha256 FROM decided, unnest($8::int[], $9::text[], $10::text[], $11::text[]) AS o(view, model, kind, sha256)),
+     revived AS (SELECT sha256 FROM stored_files WHERE sha256 = ANY($11) AND removed_at IS NOT NULL),
+     overlay_files AS (
+       INSERT INTO stored_files (sha256, bytes, retention_class)
+       SELECT DISTINCT ON (o.sha256) o.sha256, o.bytes, 'overlay' FROM decided, unnest($11::text[], $15::bigint[]) AS o(sha256, bytes) ORDER BY o.sha256
+       ON CONFLICT (sha256) DO UPDATE SET bytes = EXCLUDED.bytes, retention_class = retention_class_max(stored_files.retention_class, 'overlay'),
+         stored_at = now(), retain_until = NULL, removed_at = NULL, removal_policy = NULL, removal_reason = NULL, unlinked_at = NULL),
+     -- The images now count in the verdict's class; no longer undecided, the pruner may look at them again.
+     image_files AS (
+       UPDATE stored_files SET retention_class = retention_class_max(retention_class, lower($2)), retain_until = NULL
+       WHERE sha256 IN (SELECT sha256 FROM inspection_images WHERE inspection_id IN (SELECT id FROM decided))),
      message AS (
        INSERT INTO outbox (message_id, inspection_id, station_id, payload)
        SELECT $12, decided.id, $13, $14 FROM decided RETURNING seq)
      -- Wakes the relay at once instead of at its next poll.
-     SELECT pg_notify('visq_outbox', '') FROM message`,
+     SELECT pg_notify('visq_outbox', ''), ARRAY(SELECT sha256 FROM revived) AS revived FROM message`,
     [work.document.id, decision.verdict, decision.reason, JSON.stringify(decision.characteristics), JSON.stringify(models), decidedAt,
       awaitingReview,
-      overlays.map((o) => o.view), overlays.map((o) => o.model), overlays.map((o) => o.kind), overlays.map((o) => o.sha256),
-      messageId, document.stationId, JSON.stringify(verdictMessage(document, messageId, null))],
+      overlays.map((o) => o.view), overlays.map((o) => o.model), overlays.map((o) => o.kind), overlayShas,
+      messageId, document.stationId, JSON.stringify(verdictMessage(document, messageId, null)), overlays.map((o) => o.bytes)],
   );
-  return { recorded: r.rowCount === 1, document };
+  if (overlays.length === 0) return { recorded: (await record(db)).rowCount === 1, document };
+  const recorded = await inTransaction(db, async (tx) => {
+    await lockFilesShared(tx, overlayShas);
+    const r = await record(tx);
+    const revived = new Set(r.rows[0]?.revived ?? []);
+    if (revived.size) await restore(overlays.filter((o) => revived.has(o.sha256)));
+    return r.rowCount === 1;
+  });
+  return { recorded, document };
 }
 
 async function enqueueVerdictMessage(c: Queryable, doc: InspectionDocument, supersedes: string | null) {
@@ -251,6 +305,9 @@ export async function recordDisposition(db: Database, id: string, signer: Signer
       [id, decision, finalVerdictOf(decision), reason, signer.username, signer.name, meaning, signer.method],
     );
     if (inserted.rowCount === 0) throw new ConflictError('already_disposed', 'the inspection has already been disposed');
+    // Its images now count as a disposed part's; no longer awaiting review, the pruner may look at its files again.
+    await c.query(`UPDATE stored_files SET retention_class = 'disposed' WHERE sha256 IN (SELECT sha256 FROM inspection_images WHERE inspection_id = $1)`, [id]);
+    await c.query(releaseFilesOfInspectionsSql('$1::uuid'), [id]);
     const previous = await c.query<{ message_id: string }>('SELECT message_id FROM outbox WHERE inspection_id = $1 ORDER BY seq DESC LIMIT 1', [id]);
     const document = (await findInspection(c, id))!;
     await enqueueVerdictMessage(c, document, previous.rows[0]?.message_id ?? null);
@@ -281,6 +338,8 @@ export async function listAwaitingReview(db: Queryable, f: ReviewFilter): Promis
 export interface LotPage {
   lotId: string;
   partNumbers: string[];
+  /** The lot is on hold: none of its images is removed while it lasts. */
+  hold: LotHold | null;
   counts: { PASS: number; FAIL: number; REVIEW: number; pending: number };
   inspections: { id: string; serial: string; verdict: string | null; final: boolean }[];
   nextCursor: string | null;
@@ -312,20 +371,12 @@ export async function findLot(db: Queryable, lotId: string, cursor: { receivedAt
   return {
     lotId,
     partNumbers: s.part_numbers,
+    hold: await findLotHold(db, lotId),
     counts: { PASS: Number(s.pass), FAIL: Number(s.fail), REVIEW: Number(s.review), pending: Number(s.pending) },
     inspections: rows.map((r) => ({ id: r.id, serial: r.serial, verdict: r.verdict, final: r.final })),
     // The cursor keeps PostgreSQL's microseconds: a millisecond ISO string would repeat rows.
     nextCursor: page.rows.length > limit && last ? Buffer.from(JSON.stringify({ receivedAt: last.received_at_exact, id: last.id })).toString('base64url') : null,
   };
-}
-
-/** The media type of a stored image or overlay an inspection refers to (overlays: PNG maps and masks, JSON boxes), or null. */
-export async function findImageMediaType(db: Queryable, sha256: string): Promise<string | null> {
-  const r = await db.query<{ media_type: string }>(
-    `SELECT media_type FROM inspection_images WHERE sha256 = $1
-     UNION ALL SELECT CASE kind WHEN 'boxes' THEN 'application/json' ELSE 'image/png' END FROM inspection_artifacts WHERE sha256 = $1
-     LIMIT 1`, [sha256]);
-  return r.rows[0]?.media_type ?? null;
 }
 
 /** Inspections accepted but still without a verdict: the reconciler makes sure each has a queued job. */

@@ -2,7 +2,8 @@ import type { ErrorRequestHandler } from 'express';
 import type { z } from 'zod';
 import type { Logger } from '../app/logger.js';
 import {
-  ConflictError, DomainError, ImageTooLargeError, InvalidInputError, NoQualityPlanError, NotFoundError, OverloadedError, SignatureError, TooManyRequestsError, UnprocessableError, UnsupportedImageError,
+  ConflictError, DomainError, GoneError, ImageTooLargeError, InsufficientStorageError, InvalidInputError, NoQualityPlanError, NotFoundError, OverloadedError,
+  SignatureError, TooManyRequestsError, UnprocessableError, UnsupportedImageError,
 } from '../errors.js';
 import { describeIssues } from '../validation-issues.js';
 
@@ -30,12 +31,14 @@ export const domainErrorStatus = new Map<abstract new (...args: never[]) => Doma
   [SignatureError, 403],
   [NotFoundError, 404],
   [ConflictError, 409],
+  [GoneError, 410],
   [ImageTooLargeError, 413],
   [UnsupportedImageError, 415],
   [NoQualityPlanError, 422],
   [UnprocessableError, 422],
   [TooManyRequestsError, 429],
   [OverloadedError, 503],
+  [InsufficientStorageError, 507],
 ]);
 
 /** Maps errors from express, body parsers and multer to the contract's JSON errors. */
@@ -52,8 +55,11 @@ export function toHttpError(err: any): HttpError {
   if (err instanceof HttpError) return err;
   if (err instanceof DomainError) {
     for (const [type, status] of domainErrorStatus) {
-      const retryAfter: Record<string, string> = err instanceof OverloadedError || err instanceof TooManyRequestsError ? { 'Retry-After': String(err.retryAfterSeconds) } : {};
-      if (err instanceof type) return new HttpError(status, err.code, err.message, retryAfter);
+      if (err instanceof type) {
+        const retryAfter: Record<string, string> = err instanceof OverloadedError || err instanceof TooManyRequestsError || err instanceof InsufficientStorageError
+          ? { 'Retry-After': String(err.retryAfterSeconds) } : {};
+        return new HttpError(status, err.code, err.message, retryAfter);
+      }
     }
   }
   // multer

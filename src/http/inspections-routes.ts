@@ -5,13 +5,15 @@ import { passwordMatches } from '../access/passwords.js';
 import type { Logger } from '../app/logger.js';
 import type { Metrics } from '../app/metrics.js';
 import type { Database } from '../db/database.js';
-import { findIdempotencyKey, findImageMediaType, findInspection, listAwaitingReview, listPartHistory, recordDisposition, recordInspection } from '../db/inspections.js';
+import { findIdempotencyKey, findInspection, listAwaitingReview, listPartHistory, recordDisposition, recordInspection } from '../db/inspections.js';
 import { findCurrentPlan } from '../db/quality-plans.js';
 import { FailedAttempts } from '../db/failed-attempts.js';
 import { findStationContext } from '../db/stations.js';
 import { findPerson } from '../db/users.js';
-import { InvalidInputError, NotFoundError } from '../errors.js';
+import { findImageForServing, pinImage, removalMessage, unpinImage } from '../db/stored-files.js';
+import { GoneError, InvalidInputError, NotFoundError } from '../errors.js';
 import type { ImageStore } from '../images/image-store.js';
+import type { StorageGuard } from '../images/storage-guard.js';
 import type { ModelInput } from '../inference/manifest.js';
 import type { PreparedInputs } from '../inference/prepared-inputs.js';
 import { acceptUpload, type AcceptUploadDeps } from '../inspection/accept-upload.js';
@@ -39,6 +41,8 @@ export interface InspectionRoutesDeps {
   prepared: PreparedInputs;
   limits: { imageBytes: number; imagePixels: number; imagesPerInspection: number; imageSide: number; imageAspect: number };
   decodeSlots: DecodeSlots;
+  /** Refuses uploads (507) before the image store's disk is exhausted. */
+  storage: Pick<StorageGuard, 'check' | 'recorded'>;
   metrics: Metrics;
   log: Logger;
 }
@@ -61,9 +65,10 @@ export function inspectionRoutes(deps: InspectionRoutesDeps): Router {
     stationContext: (stationId) => findStationContext(deps.db, stationId),
     currentPlan: (partNumber, operation) => findCurrentPlan(deps.db, partNumber, operation),
     modelInputs: deps.modelInputs,
+    checkStorage: (bytes) => deps.storage.check(bytes),
     storeImage: (bytes) => deps.images.put(bytes),
     storePrepared: (sha256, key, raw) => deps.prepared.put(sha256, key, raw),
-    recordInspection: (inspection, idempotency) => recordInspection(deps.db, inspection, idempotency),
+    recordInspection: (inspection, idempotency, restore) => recordInspection(deps.db, inspection, idempotency, restore),
     findIdempotencyKey: (stationId, key) => findIdempotencyKey(deps.db, stationId, key),
     idempotencyKeySeconds: deps.idempotencyKeyHours * 3600,
     captureTimeToleranceSeconds: deps.captureTimeToleranceHours * 3600,
@@ -81,7 +86,13 @@ export function inspectionRoutes(deps: InspectionRoutesDeps): Router {
     key: (req) => (req.principal as { stationId: string }).stationId,
     message: `more than ${deps.stationRateLimit} uploads per second from this station`,
   });
-  router.post('/inspections', stationOnly, perStation, (req, res, next) => {
+  // A full store refuses before the body is read (the use case checks again with the images' sizes).
+  const storageRoom = async (_req: Request, _res: unknown, next: () => void) => {
+    await deps.storage.check(0);
+    next();
+  };
+
+  router.post('/inspections', stationOnly, perStation, storageRoom, (req, res, next) => {
     if (req.is('multipart/form-data')) return multipart(req, res, next);
     if (req.is('image/*')) return rawImage(req, res, next);
     throw new HttpError(415, 'unsupported_media_type', 'send multipart/form-data with "image" file parts, or a raw image body with an image/* Content-Type');
@@ -97,6 +108,8 @@ export function inspectionRoutes(deps: InspectionRoutesDeps): Router {
     const accepted = await acceptUpload(uploads, { station, images, fields, idempotencyKey });
     res.locals.inspectionId = accepted.id;
     deps.metrics.uploads.inc({ outcome: accepted.created ? 'accepted' : 'repeated' });
+    // Now that the upload is in the store's index, the pruner sees it if woken.
+    if (accepted.created) await deps.storage.recorded().catch((err: Error) => req.log.warn({ err: err.message }, 'cannot read the image store\'s size'));
     // A repeat shows the station what its 202 showed, nothing of the verdict, signer or reason.
     res.status(accepted.created ? 202 : 200).location(`/v1/inspections/${accepted.id}`).json({ id: accepted.id, status: accepted.status });
   });
@@ -153,12 +166,32 @@ export function inspectionRoutes(deps: InspectionRoutesDeps): Router {
     res.json(document);
   });
 
-  router.get('/images/:sha256', role('reviewer'), async (req, res) => {
+  const imageSha = (req: Request) => {
     const sha = String(req.params.sha256);
     if (!/^[0-9a-f]{64}$/.test(sha)) throw new InvalidInputError('invalid_sha256', 'an image is named by its sha256 (64 hex digits)');
-    const mediaType = await findImageMediaType(deps.db, sha);
-    if (!mediaType) throw new NotFoundError('not_found', `no image ${sha}`);
-    res.type(mediaType).set('Cache-Control', 'private, max-age=31536000, immutable').send(await deps.images.get(sha));
+    return sha;
+  };
+
+  router.get('/images/:sha256', role('reviewer'), async (req, res) => {
+    const sha = imageSha(req);
+    const image = await findImageForServing(deps.db, sha);
+    if (!image) throw new NotFoundError('not_found', `no image ${sha}`);
+    if (image.removed) throw new GoneError('image_removed', removalMessage(sha, image.removed));
+    res.type(image.mediaType).set('Cache-Control', 'private, max-age=31536000, immutable').send(await deps.images.get(sha));
+  });
+
+  // "Keep this image": evidence a person wants kept whatever the retention policy says.
+  router.put('/images/:sha256/pin', role('reviewer'), express.json({ limit: '16kb' }), async (req, res) => {
+    const sha = imageSha(req);
+    const body = parseOr400(z.object({ reason: note(2000) }).strict(), req.body, 'invalid_pin');
+    res.json({ sha256: sha, pinned: await pinImage(deps.db, username(req), sha, body.reason) });
+  });
+
+  router.delete('/images/:sha256/pin', role('reviewer'), async (req, res) => {
+    const sha = imageSha(req);
+    const q = parseOr400(z.object({ reason: note(2000).optional() }), req.query, 'invalid_query');
+    await unpinImage(deps.db, username(req), sha, q.reason ?? null);
+    res.json({ sha256: sha, pinned: null });
   });
 
   return router;

@@ -1,12 +1,13 @@
-import { Router } from 'express';
+import express, { Router } from 'express';
 import { z } from 'zod';
 import { lotStatistics } from '../quality/lot-statistics.js';
 import { lotReportCsv, writeLotReportPdf } from '../reports/lot-report.js';
 import type { Database } from '../db/database.js';
 import { findLot, listLotParts, listLots, listLotTrace } from '../db/inspections.js';
+import { findLotHold, holdLot, releaseLot } from '../db/lots.js';
 import { role, username } from './auth.js';
 import { parseOr400 } from './errors.js';
-import { int32, text } from '../fields.js';
+import { int32, note, text } from '../fields.js';
 import { InvalidInputError, NotFoundError } from '../errors.js';
 
 const lotIdOf = (params: Record<string, unknown>) => parseOr400(text(128), params.lotId, 'invalid_lot_id');
@@ -57,6 +58,20 @@ export function lotRoutes(db: Database): Router {
     const stats = lotStatistics(parts.map((p) => ({ partNumber: p.partNumber, receivedAt: new Date(p.receivedAt), verdict: p.status === 'done' ? p.verdict : null, characteristics: p.characteristics })));
     res.type('application/pdf').attachment(`lot-${safeFileName(lotId)}-traceability.pdf`);
     writeLotReportPdf(res, lotId, stats, parts, username(req));
+  });
+
+  // A lot on hold keeps every image of its inspections, whatever the retention policy says.
+  router.post('/lots/:lotId/hold', role('engineer'), express.json({ limit: '16kb' }), async (req, res) => {
+    const lotId = lotIdOf(req.params);
+    const body = parseOr400(z.object({ reason: note(2000) }).strict(), req.body, 'invalid_hold');
+    res.json({ lotId, hold: await holdLot(db, username(req), lotId, body.reason) });
+  });
+
+  router.post('/lots/:lotId/release', role('engineer'), express.json({ limit: '16kb' }), async (req, res) => {
+    const lotId = lotIdOf(req.params);
+    const body = parseOr400(z.object({ reason: note(2000).optional() }).strict(), req.body ?? {}, 'invalid_release');
+    await releaseLot(db, username(req), lotId, body.reason ?? null);
+    res.json({ lotId, hold: await findLotHold(db, lotId) });
   });
 
   return router;

@@ -33,7 +33,8 @@ export type InferenceResult =
       views: Record<string, Record<string, number>>[];
       /** Per image: model id → measure → why its value cannot be trusted (outside what the model promises). */
       problems: Record<string, Record<string, string>>[];
-      overlays: { view: number; model: string; kind: string; sha256: string }[];
+      /** `data`: the overlay's bytes, stored already; kept until the decision is recorded, should they have to be stored again. */
+      overlays: { view: number; model: string; kind: string; sha256: string; bytes: number; data: Uint8Array }[];
       preprocessMs: number;
       inferenceMs: number;
       /** Images in the largest model run this inspection's images were part of (dynamic batching). */
@@ -116,7 +117,7 @@ export default async function infer(tasks: InferenceTask[]): Promise<BatchOutcom
   const timing = tasks.map(() => ({ preprocessMs: 0, inferenceMs: 0, runImages: 1 }));
   const views = tasks.map((t) => t.images.map(() => ({} as Record<string, Record<string, number>>)));
   const problems = tasks.map((t) => t.images.map(() => ({} as Record<string, Record<string, string>>)));
-  const overlays: { view: number; model: string; kind: string; sha256: string }[][] = tasks.map(() => []);
+  const overlays: { view: number; model: string; kind: string; sha256: string; bytes: number; data: Uint8Array }[][] = tasks.map(() => []);
   const fail = (task: number, outcome: BatchOutcome) => { outcomes[task] ??= outcome; };
 
   const byModel = new Map<string, Item[]>();
@@ -179,7 +180,8 @@ export default async function infer(tasks: InferenceTask[]): Promise<BatchOutcom
             if (problem) (problems[item.task]![item.view]![id] ??= {})[spec.name] = `${problem}: check the manifest's outputs and score settings`;
           }
           for (const o of out.overlays) {
-            overlays[item.task]!.push({ view: item.view, model: id, kind: o.kind, sha256: await store.put(await overlayBytes(o)) });
+            const encoded = await overlayBytes(o);
+            overlays[item.task]!.push({ view: item.view, model: id, kind: o.kind, sha256: await store.put(encoded), bytes: encoded.length, data: encoded });
           }
         } catch (err) {
           fail(item.task, { error: `model "${id}": ${(err as Error).message}` });

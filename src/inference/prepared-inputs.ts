@@ -1,6 +1,6 @@
-import { randomUUID } from 'node:crypto';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
+import { writeDurably } from '../images/image-store.js';
 
 /**
  * Model-input pixels the API made while checking an upload (it has to decode the image anyway),
@@ -18,9 +18,34 @@ export class PreparedInputs {
   async put(imageSha256: string, pixelsKey: string, raw: Uint8Array): Promise<void> {
     const target = this.pathOf(imageSha256, pixelsKey);
     await mkdir(path.dirname(target), { recursive: true });
-    const temp = `${target}.${randomUUID()}.tmp`;
-    await writeFile(temp, raw);
-    await rename(temp, target).catch(async (err) => { await rm(temp, { force: true }); throw err; });
+    await writeDurably(target, raw, false);
+  }
+
+  /** Removes an image's prepared pixels (those of `pixelsKeys`); already gone is fine. */
+  async remove(imageSha256: string, pixelsKeys: readonly string[]): Promise<void> {
+    for (const key of pixelsKeys) await rm(this.pathOf(imageSha256, key), { force: true });
+  }
+
+  /**
+   * Removes files last written before `before` that the database may not know of: temporary files
+   * of a process killed while writing and, with `all`, pixels prepared before visq tracked them.
+   * Returns how many.
+   */
+  async sweep(before: Date, all: boolean): Promise<number> {
+    let removed = 0;
+    const dirs = await readdir(this.root).catch(() => [] as string[]);
+    for (const dir of dirs) {
+      if (!/^[0-9a-f]{2}$/.test(dir)) continue;
+      for (const name of await readdir(path.join(this.root, dir)).catch(() => [] as string[])) {
+        const file = path.join(this.root, dir, name);
+        const info = await stat(file).catch(() => null);
+        if (info?.isFile() && info.mtime < before && (all || name.endsWith('.tmp'))) {
+          await rm(file, { force: true });
+          removed++;
+        }
+      }
+    }
+    return removed;
   }
 
   /** The pixels, or null when absent or not of the expected size. */

@@ -33,10 +33,16 @@ export interface AcceptUploadDeps {
   currentPlan(partNumber: string, operation: string | null): Promise<{ partNumber: string; operation: string | null; version: number; plan: QualityPlan } | null>;
   /** The models' input specs, so the decoding that checks an image also makes the models' pixels. */
   modelInputs(modelIds: readonly string[]): ModelInput[];
+  /** Throws InsufficientStorageError (507) when the image store has no room for `bytes` more. */
+  checkStorage(bytes: number): Promise<void>;
   storeImage(bytes: Buffer): Promise<string>;
   storePrepared(imageSha256: string, pixelsKey: string, raw: Uint8Array): Promise<void>;
-  /** Records the inspection and its key; `created: false` (nothing recorded) when the key is held by another request. */
-  recordInspection(inspection: NewInspection, idempotency: IdempotencyKey | null): Promise<{ id: string; created: boolean }>;
+  /**
+   * Records the inspection and its key; `created: false` (nothing recorded) when the key is held by
+   * another request. `restore` stores again images that the pruner removed since they were stored
+   * (the same bytes posted earlier).
+   */
+  recordInspection(inspection: NewInspection, idempotency: IdempotencyKey | null, restore: (sha256s: string[]) => Promise<void>): Promise<{ id: string; created: boolean }>;
   /** The request a station's unexpired key was first used for. */
   findIdempotencyKey(stationId: string, key: string): Promise<{ inspectionId: string; requestHash: string; status: InspectionDocument['status'] } | null>;
   /** How long a key holds (CONTRACT.md: a repeat within it is answered with the first inspection). */
@@ -108,12 +114,27 @@ export async function acceptUpload(deps: AcceptUploadDeps, upload: Upload): Prom
     return images;
   });
 
+  // Refused before anything is written: no half-stored upload when the store is full.
+  await deps.checkStorage(checked.reduce((sum, c) => sum + c.bytes.length + [...c.prepared.values()].reduce((n, raw) => n + raw.length, 0), 0));
   const images = [];
+  const bytesBySha = new Map<string, Buffer>();
   for (const c of checked) {
     const sha256 = await deps.storeImage(c.bytes);
-    for (const [key, raw] of c.prepared) await deps.storePrepared(sha256, key, raw);
-    images.push({ sha256, mediaType: c.mediaType, width: c.width, height: c.height, exifOrientation: c.exifOrientation });
+    bytesBySha.set(sha256, c.bytes);
+    const prepared = { keys: [] as string[], bytes: 0 };
+    for (const [key, raw] of c.prepared) {
+      // Prepared pixels only spare the worker a decode: one that cannot be written is done without.
+      try {
+        await deps.storePrepared(sha256, key, raw);
+        prepared.keys.push(key);
+        prepared.bytes += raw.length;
+      } catch (err) {
+        deps.log.warn({ err, sha256, pixelsKey: key }, 'cannot keep the prepared model input; the worker will decode the image');
+      }
+    }
+    images.push({ sha256, mediaType: c.mediaType, width: c.width, height: c.height, exifOrientation: c.exifOrientation, bytes: c.bytes.length, prepared });
   }
+  const restore = async (shas: string[]) => { for (const sha of shas) await deps.storeImage(bytesBySha.get(sha)!); };
   const recorded = await deps.recordInspection({
     id: randomUUID(),
     stationId: upload.station.stationId, site: upload.station.site, line: upload.station.line,
@@ -122,7 +143,7 @@ export async function acceptUpload(deps: AcceptUploadDeps, upload: Upload): Prom
     capturedAt,
     plan: { partNumber: plan.partNumber, operation: plan.operation ?? '', version: plan.version },
     images,
-  }, idempotency);
+  }, idempotency, restore);
   if (!recorded.created) {
     // A concurrent request took the key a moment ago: answer as its repeat.
     const earlier = idempotency && (await repeatOf(deps, upload.station.stationId, idempotency));

@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import mqtt, { type MqttClient } from 'mqtt';
-import pg from 'pg';
 import type { Logger } from '../app/logger.js';
 import type { Metrics } from '../app/metrics.js';
 import { stationContextSchema } from '../inspection/trace-fields.js';
 import type { Database } from '../db/database.js';
+import { Leadership, leaderLockKeys } from '../db/leadership.js';
 import { countUnsent, fetchUnsent, markSent, type OutboxMessage } from '../db/outbox.js';
 import { clearStationContext, findStation, saveStationContext } from '../db/stations.js';
 import { relayBatch } from './relay.js';
@@ -23,7 +23,6 @@ export interface MesLinkOptions {
   publishTimeoutMs?: number;
 }
 
-const leaderLockKey = 0x76697371; // "visq"
 const maxContextBytes = 64 * 1024;
 
 /**
@@ -33,69 +32,43 @@ const maxContextBytes = 64 * 1024;
  */
 export class MesLink {
   private readonly log: Logger;
-  private lockClient: pg.Client | null = null;
+  private readonly leadership: Leadership;
   private mqttClient: MqttClient | null = null;
   private stopping = false;
   private wake: (() => void) | null = null;
   private loop: Promise<void> | null = null;
-  private leaderRetry: NodeJS.Timeout | null = null;
-  /** Until the first election has an answer, a process cannot say whether it must reach the broker. */
-  private electionAnswered = false;
 
   private readonly topics: Topics;
 
   constructor(private readonly o: MesLinkOptions) {
     this.log = o.log.child({ component: 'mes-link' });
     this.topics = new Topics(o.topicPrefix, o.site);
+    this.leadership = new Leadership({
+      databaseUrl: o.databaseUrl,
+      lockKey: leaderLockKeys.mesLink,
+      what: 'MES link',
+      log: this.log,
+      // Wakes the relay as soon as a verdict message is stored.
+      listen: { channel: 'visq_outbox', notified: () => this.wake?.() },
+      lead: async () => {
+        this.connectBroker();
+        this.loop = this.relayLoop();
+      },
+      resign: () => this.resign(),
+    });
   }
 
   get role(): 'leader' | 'standby' { return this.mqttClient ? 'leader' : 'standby'; }
 
   /** null when healthy (or standing by), else what is wrong. */
   readiness(): string | null {
-    if (!this.electionAnswered) return 'the MES link is starting (electing its leader)';
+    if (!this.leadership.electionAnswered) return 'the MES link is starting (electing its leader)';
     if (!this.mqttClient) return null;
     return this.mqttClient.connected ? null : `MQTT broker ${redact(this.o.mqttUrl)} is not connected`;
   }
 
   start(): void {
-    this.tryToLead();
-  }
-
-  private tryToLead(): void {
-    if (this.stopping) return;
-    this.becomeLeader().catch((err) => {
-      this.log.warn({ err: err.message }, 'cannot lead the MES link yet; retrying');
-      void this.resign().finally(() => this.scheduleLeaderRetry());
-    });
-  }
-
-  private scheduleLeaderRetry(): void {
-    if (this.stopping || this.leaderRetry) return;
-    this.leaderRetry = setTimeout(() => { this.leaderRetry = null; this.tryToLead(); }, 3000);
-  }
-
-  private async becomeLeader(): Promise<void> {
-    const client = new pg.Client({ connectionString: this.o.databaseUrl, application_name: 'visq-mes-link' });
-    client.on('error', (err) => {
-      this.log.warn({ err: err.message }, 'lost the database connection of the MES link; resigning');
-      void this.resign().finally(() => this.scheduleLeaderRetry());
-    });
-    this.lockClient = client;
-    await client.connect();
-    const got = await client.query('SELECT pg_try_advisory_lock($1) AS ok', [leaderLockKey]);
-    if (!got.rows[0].ok) {
-      this.electionAnswered = true;
-      await this.resign();
-      this.scheduleLeaderRetry();
-      return;
-    }
-    await client.query('LISTEN visq_outbox');
-    client.on('notification', () => this.wake?.());
-    this.connectBroker();
-    this.electionAnswered = true;
-    this.loop = this.relayLoop();
-    this.log.info('leading the MES link');
+    this.leadership.start();
   }
 
   private connectBroker(): void {
@@ -206,14 +179,10 @@ export class MesLink {
     await this.loop?.catch(() => {});
     this.loop = null;
     if (mqttClient) await mqttClient.endAsync(true).catch(() => {});
-    const lockClient = this.lockClient;
-    this.lockClient = null;
-    await lockClient?.end().catch(() => {});
   }
 
   /** Flushes what the broker will take now, announces `offline`, and lets another process lead. */
   async stop(flushTimeoutMs = 5000): Promise<void> {
-    if (this.leaderRetry) clearTimeout(this.leaderRetry);
     const client = this.mqttClient;
     if (client?.connected) {
       const deadline = Date.now() + flushTimeoutMs;
@@ -231,7 +200,7 @@ export class MesLink {
       await client.publishAsync(this.topics.state, 'offline', { qos: 1, retain: true }).catch(() => {});
     }
     this.loop = null;
-    await this.resign();
+    await this.leadership.stop();
   }
 }
 

@@ -2,8 +2,9 @@ import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { launchChromium, signIn as signInAs } from '../support/browser.js';
 import { until } from '../support/services.js';
 import { cli, cliJson, createTestDatabase, fixture, getJson, MesClient, postImage, startVisq, testEnv, type VisqProcess } from '../support/visq.js';
 
@@ -43,10 +44,7 @@ beforeAll(async () => {
   expect((await cli(['plan', 'apply', planFile, '--reason', 'first release'], env)).code).toBe(0);
   mes = await MesClient.connect(inject('mqttUrl'), [`${env.VISQ_TOPIC_PREFIX}/#`]);
   visq = await startVisq('start', env);
-  browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  browser = await launchChromium();
   // A lot with some history, so the lot view has something to chart.
   for (const [i, bytes] of good.slice(0, 6).entries()) await inspect(bytes, `SN-B-1${i}`);
 });
@@ -71,19 +69,8 @@ async function decided(id: string): Promise<any> {
   return doc;
 }
 
-async function signIn(username: 'rita' | 'emil'): Promise<Page> {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-  const page = await context.newPage();
-  const problems: string[] = [];
-  page.on('pageerror', (err) => problems.push(err.message));
-  page.on('console', (msg) => { if (msg.type() === 'error' && !/401|403|Failed to load resource/.test(msg.text())) problems.push(msg.text()); });
-  (page as any).problems = problems;
-  await page.goto(visq.baseUrl);
-  await page.getByLabel('Username').fill(username);
-  await page.getByLabel('Password').fill(password[username]);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await page.getByText(username === 'rita' ? 'Rita Reviewer' : 'Emil Engineer').first().waitFor();
-  return page;
+async function signIn(username: 'rita' | 'emil'): Promise<Page & { problems: string[] }> {
+  return signInAs(browser, visq.baseUrl, username, password[username], username === 'rita' ? 'Rita Reviewer' : 'Emil Engineer');
 }
 
 async function shot(page: Page, name: string): Promise<void> {
@@ -152,7 +139,7 @@ describe('review workbench in Chromium', () => {
       verdict: 'FAIL', final: true, supersedes: first.messageId,
       disposition: { decision: 'scrap', reason: 'deep scratch across the sealing face', by: 'rita', name: 'Rita Reviewer', meaning: 'I reject this part as scrap' },
     });
-    expect((page as any).problems).toEqual([]);
+    expect(page.problems).toEqual([]);
     await page.context().close();
   });
 
@@ -168,7 +155,7 @@ describe('review workbench in Chromium', () => {
     const csv = readFileSync(await download.path(), 'utf8');
     expect(csv.split('\n')[0]).toMatch(/^inspection_id,/);
     expect(csv).toContain('Rita Reviewer');
-    expect((page as any).problems).toEqual([]);
+    expect(page.problems).toEqual([]);
     await page.context().close();
   });
 
@@ -201,7 +188,7 @@ describe('review workbench in Chromium', () => {
     const doc = await decided(id);
     expect(doc.plan.version).toBe(2);
     expect(doc.characteristics[0].usl).toBe(0.45);
-    expect((page as any).problems).toEqual([]);
+    expect(page.problems).toEqual([]);
     await page.context().close();
   });
 

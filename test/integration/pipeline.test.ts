@@ -332,9 +332,10 @@ describe('operations', () => {
     expect((await fetch(`${api.baseUrl}/healthz`)).status).toBe(200);
     const ready = await fetch(`${api.baseUrl}/readyz`);
     expect(ready.status).toBe(200);
-    expect(await ready.json()).toEqual({ status: 'ready', checks: { database: 'ok', queue: 'ok', broker: 'ok', models: 'ok', decoder: 'ok' } });
+    expect(await ready.json()).toEqual({ status: 'ready', checks: { database: 'ok', queue: 'ok', broker: 'ok', models: 'ok', decoder: 'ok', storage: 'ok' } });
     const metrics = await (await fetch(`${api.baseUrl}/metrics`)).text();
     expect(metrics).toMatch(/visq_http_request_duration_seconds_count\{method="POST",route="\/v1\/inspections",status="202"\} \d+/);
+    expect(metrics).toMatch(/visq_image_store_quota_bytes \d+/);
     expect(metrics).toMatch(/visq_queue_jobs\{state="waiting"\} \d+/);
     expect(metrics).toMatch(/visq_verdict_delivery_latency_seconds_count \d+/);
     const unauthenticated = await fetch(`${api.baseUrl}/v1/review`);

@@ -215,7 +215,7 @@ describe('TLS and credentials in the URLs, a private CA through NODE_EXTRA_CA_CE
       const api = await visq('start', env);
       const ready = await fetch(`${api.baseUrl}/readyz`);
       expect(ready.status).toBe(200);
-      expect(await ready.json()).toEqual({ status: 'ready', checks: { database: 'ok', queue: 'ok', broker: 'ok', models: 'ok', decoder: 'ok' } });
+      expect(await ready.json()).toEqual({ status: 'ready', checks: { database: 'ok', queue: 'ok', broker: 'ok', models: 'ok', decoder: 'ok', storage: 'ok' } });
 
       const res = await postImage(api.baseUrl, apiKey, [{ bytes: await goodImage() }], { serial: 'SN-TLS-1', partNumber: 'PN-1001', lotId: 'LOT-TLS' });
       expect(res.status).toBe(202);

@@ -50,3 +50,12 @@ export function pngHeader(width: number, height: number): Buffer {
 
 export const gif1x1 = Buffer.from('R0lGODlhAQABAIAAAP///wAAACH5BAEAAAAALAAAAAABAAEAAAICRAEAOw==', 'base64');
 export const bmpHeader = Buffer.concat([Buffer.from('BM'), Buffer.alloc(60)]);
+
+/**
+ * The same PNG with a tEXt comment before IEND: other bytes (another sha256), the same pixels.
+ * Makes distinct uploads of a fixture image that the models judge the same.
+ */
+export function withPngComment(png: Buffer, comment: string): Buffer {
+  const iend = png.length - 12;
+  return Buffer.concat([png.subarray(0, iend), chunk('tEXt', Buffer.from(`Comment\0${comment}`, 'latin1')), png.subarray(iend)]);
+}

@@ -7,11 +7,11 @@ const decided: InspectionDocument = {
   reason: 'scratch_score 0.91 > 0.5', site: 'plant-1', line: 'line-a', stationId: 'cam-1', serial: 'SN-1', partNumber: 'PN-1001',
   lotId: 'LOT-1', workOrder: 'WO-7', operation: null, operator: 'olga', capturedAt: '2026-12-05T08:00:00.000Z',
   receivedAt: '2026-12-05T08:00:00.120Z', decidedAt: '2026-12-05T08:00:00.480Z',
-  images: [{ sha256: 'a'.repeat(64), width: 640, height: 480, mediaType: 'image/png', exifOrientation: null }],
+  images: [{ sha256: 'a'.repeat(64), width: 640, height: 480, mediaType: 'image/png', exifOrientation: null, removed: null, pinned: null }],
   characteristics: [{ name: 'scratch', value: 0.91, limit: { max: 0.5 }, result: 'FAIL' } as never],
   models: [{ id: 'surface-anomaly', version: '3.0.0', sha256: 'b'.repeat(64) }],
   plan: { partNumber: 'PN-1001', operation: null, version: 2 },
-  overlays: [{ view: 0, model: 'surface-anomaly', kind: 'anomaly-map', sha256: 'c'.repeat(64) }],
+  overlays: [{ view: 0, model: 'surface-anomaly', kind: 'anomaly-map', sha256: 'c'.repeat(64), removed: null }],
   disposition: null,
 };
 // As stored: the message goes through JSON, and the document read back has its keys in another order.

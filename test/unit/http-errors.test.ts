@@ -29,6 +29,12 @@ describe('errors a client can act on, as HTTP answers', () => {
     expect(toHttpError(new errors.OverloadedError('5001 waiting', 5))).toMatchObject({ status: 503, code: 'overloaded', headers: { 'Retry-After': '5' } });
   });
 
+  it('a full image store is a 507 that says when to retry; a removed image is gone (410)', () => {
+    expect(toHttpError(new errors.InsufficientStorageError('the image store holds 1 GiB of its 1 GiB quota', 10)))
+      .toMatchObject({ status: 507, code: 'insufficient_storage', headers: { 'Retry-After': '10' } });
+    expect(toHttpError(new errors.GoneError('image_removed', 'removed by the retention policy (quota): …'))).toMatchObject({ status: 410, code: 'image_removed', headers: {} });
+  });
+
   it('upload parsing and body problems, a backing service away, and the unexpected', () => {
     expect(toHttpError({ name: 'MulterError', code: 'LIMIT_FILE_SIZE' })).toMatchObject({ status: 413, code: 'image_too_large' });
     expect(toHttpError({ type: 'entity.parse.failed' })).toMatchObject({ status: 400, code: 'invalid_json' });

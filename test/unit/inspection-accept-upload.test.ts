@@ -3,6 +3,7 @@ import { describe, expect, it, vi } from 'vitest';
 import type { NewInspection } from '../../src/db/inspections.js';
 import { modelInputSchema } from '../../src/inference/manifest-fields.js';
 import { acceptUpload, type AcceptUploadDeps, type Upload } from '../../src/inspection/accept-upload.js';
+import { InsufficientStorageError } from '../../src/errors.js';
 import { createLogger } from '../../src/app/logger.js';
 import type { QualityPlan } from '../../src/quality/quality-plan.js';
 
@@ -16,10 +17,12 @@ function fakes(over: Partial<AcceptUploadDeps> = {}) {
   const recorded: NewInspection[] = [];
   const enqueued: string[] = [];
   const keys = new Map<string, { inspectionId: string; requestHash: string; status: 'queued' | 'running' | 'done' }>();
+  const checked: number[] = [];
   const deps: AcceptUploadDeps = {
     stationContext: async () => null,
     currentPlan: async (partNumber) => (partNumber === 'PN-1' ? { partNumber: 'PN-1', operation: null, version: 3, plan } : null),
     modelInputs: (ids) => (ids.includes('m') ? [modelInputSchema().parse({ name: 'input', width: 16, height: 16 })] : []),
+    checkStorage: async (bytes) => { checked.push(bytes); },
     storeImage: async (bytes) => { stored.push(bytes); return `sha-${stored.length}`; },
     storePrepared: async (sha, key) => { prepared.push(`${sha}/${key}`); },
     recordInspection: async (ins, idempotency) => {
@@ -39,7 +42,7 @@ function fakes(over: Partial<AcceptUploadDeps> = {}) {
     log: createLogger('silent', {}, 2),
     ...over,
   };
-  return { deps, stored, prepared, recorded, enqueued };
+  return { deps, stored, prepared, recorded, enqueued, checked };
 }
 
 const upload = async (over: Partial<Upload> = {}): Promise<Upload> => ({
@@ -60,9 +63,41 @@ describe('accepting an upload', () => {
     expect(f.recorded[0]).toMatchObject({
       stationId: 'cam-1', site: 'site1', line: 'line-a', serial: 'SN-1', partNumber: 'PN-1', lotId: 'LOT-1',
       plan: { partNumber: 'PN-1', operation: '', version: 3 },
-      images: [{ sha256: 'sha-1', mediaType: 'image/png', width: 32, height: 24, exifOrientation: null }, { sha256: 'sha-2', width: 40, height: 30 }],
+      images: [
+        { sha256: 'sha-1', mediaType: 'image/png', width: 32, height: 24, exifOrientation: null, bytes: f.stored[0]!.length, prepared: { keys: ['16x16-srgb-stretch-lanczos3'], bytes: 16 * 16 * 3 } },
+        { sha256: 'sha-2', width: 40, height: 30, bytes: f.stored[1]!.length },
+      ],
     });
     expect(f.enqueued).toEqual([r.id]);
+    // Room for the images and their prepared pixels was asked for once, before anything was stored.
+    expect(f.checked).toEqual([f.stored[0]!.length + f.stored[1]!.length + 2 * 16 * 16 * 3]);
+  });
+
+  it('a full store refuses the upload before anything is stored or recorded', async () => {
+    const f = fakes({ checkStorage: async () => { throw new InsufficientStorageError('the image store holds 1 GiB of its 1 GiB quota', 10); } });
+    await expect(acceptUpload(f.deps, await upload())).rejects.toThrow(expect.objectContaining({ name: 'InsufficientStorageError', code: 'insufficient_storage', retryAfterSeconds: 10 }));
+    expect([f.stored, f.prepared, f.recorded, f.enqueued]).toEqual([[], [], [], []]);
+  });
+
+  it('an image the pruner removed since it was stored (the same bytes posted earlier) is stored again before the inspection is recorded', async () => {
+    const restored: string[] = [];
+    const f = fakes({
+      recordInspection: async (ins, _idempotency, restore) => { await restore([ins.images[1]!.sha256]); restored.push(...ins.images.map((i) => i.sha256)); return { id: ins.id, created: true }; },
+    });
+    const first = await png();
+    const second = await png(40, 30);
+    await acceptUpload(f.deps, await upload({ images: [first, second] }));
+    // Stored twice: once before recording, once again when the record found it removed.
+    expect(f.stored.map((b) => b.length)).toEqual([first.length, second.length, second.length]);
+    expect(f.stored[2]!.equals(second)).toBe(true);
+    expect(restored).toEqual(['sha-1', 'sha-2']);
+  });
+
+  it('prepared pixels that cannot be written are done without: the upload is still accepted', async () => {
+    const f = fakes({ storePrepared: async () => { throw Object.assign(new Error('no space left on device'), { code: 'ENOSPC' }); }, log: createLogger('silent', {}, 2) });
+    const r = await acceptUpload(f.deps, await upload());
+    expect(r.created).toBe(true);
+    expect(f.recorded[0]!.images[0]!.prepared).toEqual({ keys: [], bytes: 0 });
   });
 
   it('takes the fields the upload omits from the station’s MES context', async () => {

@@ -14,7 +14,7 @@ import type { Verdict } from '../../src/quality/decision.js';
 import type { LotStatistics } from '../../src/quality/lot-statistics.js';
 
 export type { Verdict, DispositionDecision as Decision, CharacteristicResult as CharResult, EvaluatedCharacteristic as CharacteristicResult } from '../../src/quality/decision.js';
-export type { InspectionDocument as Inspection, Disposition } from '../../src/inspection/inspection-document.js';
+export type { InspectionDocument as Inspection, Disposition, Removed, Pinned } from '../../src/inspection/inspection-document.js';
 export type Severity = import('../../src/quality/decision.js').EvaluatedCharacteristic['severity'];
 export type OverlayKind = 'anomaly_map' | 'mask' | 'boxes';
 export type Overlay = import('../../src/inspection/inspection-document.js').InspectionDocument['overlays'][number];
@@ -31,6 +31,8 @@ export type Counts = LotStatistics['counts'];
 export interface LotPage {
   lotId: string;
   partNumbers: string[];
+  /** On hold: none of the lot's images is removed while it lasts. */
+  hold: { by: string; at: string; reason: string } | null;
   counts: Counts;
   inspections: { id: string; serial: string | null; verdict: Verdict | null; final: boolean }[];
   nextCursor: string | null;

@@ -7,7 +7,8 @@ import type { ComponentChildren } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { errorMessage, get, imageUrl } from '../api';
 import { isTyping } from '../components/common';
-import type { Boxes, ImageRef, Overlay } from '../types';
+import { formatTime } from '../format';
+import type { Boxes, ImageRef, Overlay, Removed } from '../types';
 
 type LayerKey = 'heatmap' | 'boxes' | 'mask';
 
@@ -18,7 +19,9 @@ export function ImageViewer(props: { images: ImageRef[]; overlays: Overlay[] }) 
   const [view, setView] = useState(0);
   const [layers, setLayers] = useState<Record<LayerKey, boolean>>({ heatmap: true, boxes: true, mask: true });
   const image = images[view];
-  const forView = overlays.filter((o) => (o.view ?? 0) === view);
+  const viewOverlays = overlays.filter((o) => (o.view ?? 0) === view);
+  const removedOverlays = viewOverlays.filter((o) => o.removed);
+  const forView = viewOverlays.filter((o) => !o.removed);
   const maps = forView.filter((o) => o.kind === 'anomaly_map');
   const masks = forView.filter((o) => o.kind === 'mask');
   const boxes = forView.filter((o) => o.kind === 'boxes');
@@ -50,28 +53,46 @@ export function ImageViewer(props: { images: ImageRef[]; overlays: Overlay[] }) 
           ))}
         </div>
       ) : null}
-      <ZoomPan
-        key={view}
-        image={image}
-        layers={(scale) => (
-          <>
-            {maps.length ? <GrayOverlay shas={maps.map((m) => m.sha256)} kind="heatmap" hidden={!layers.heatmap} testId="overlay-heatmap" /> : null}
-            {masks.length ? <GrayOverlay shas={masks.map((m) => m.sha256)} kind="mask" hidden={!layers.mask} testId="overlay-mask" /> : null}
-            {boxes.length ? <BoxesOverlay shas={boxes.map((b) => b.sha256)} image={image} scale={scale} hidden={!layers.boxes} /> : null}
-          </>
-        )}
-        tools={(zoomControls) => (
-          <div class="viewer-tools">
-            {toggle('heatmap', 'Heatmap', maps.length)}
-            {toggle('boxes', 'Boxes', boxes.length)}
-            {toggle('mask', 'Mask', masks.length)}
-            <span class="spacer" />
-            {zoomControls}
-          </div>
-        )}
-      />
+      {image.removed ? (
+        <div class="viewer-removed" data-testid="image-removed" role="note">
+          <strong>Image removed</strong>
+          <p>{removalText(image.removed)}</p>
+          <p class="muted mono hash">sha256 {image.sha256} (kept in the record)</p>
+        </div>
+      ) : (
+        <ZoomPan
+          key={view}
+          image={image}
+          layers={(scale) => (
+            <>
+              {maps.length ? <GrayOverlay shas={maps.map((m) => m.sha256)} kind="heatmap" hidden={!layers.heatmap} testId="overlay-heatmap" /> : null}
+              {masks.length ? <GrayOverlay shas={masks.map((m) => m.sha256)} kind="mask" hidden={!layers.mask} testId="overlay-mask" /> : null}
+              {boxes.length ? <BoxesOverlay shas={boxes.map((b) => b.sha256)} image={image} scale={scale} hidden={!layers.boxes} /> : null}
+            </>
+          )}
+          tools={(zoomControls) => (
+            <div class="viewer-tools">
+              {toggle('heatmap', 'Heatmap', maps.length)}
+              {toggle('boxes', 'Boxes', boxes.length)}
+              {toggle('mask', 'Mask', masks.length)}
+              <span class="spacer" />
+              {zoomControls}
+            </div>
+          )}
+        />
+      )}
+      {!image.removed && removedOverlays.length ? (
+        <p class="note" data-testid="overlay-removed">
+          {removedOverlays.map((o) => `The ${o.kind.replace('_', ' ')} of ${o.model}: ${removalText(o.removed!)}`).join(' ')}
+        </p>
+      ) : null}
     </div>
   );
+}
+
+/** What the inspection document says of a file the retention policy removed, as a sentence. */
+export function removalText(r: Removed): string {
+  return `Removed on ${formatTime(r.at)} by the retention policy (${r.policy === 'quota' ? 'disk quota' : 'maximum age'}): ${r.reason}.`;
 }
 
 // ---- zoom and pan ---------------------------------------------------------------------------

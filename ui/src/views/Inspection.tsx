@@ -3,15 +3,15 @@
 
 import { Fragment, type ComponentChildren } from 'preact';
 import { useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
-import { enc, post, qs } from '../api';
+import { del, enc, post, put, qs } from '../api';
 import { ErrorText, isTyping, Loading, useGet, VerdictBadge } from '../components/common';
 import { dash, formatNumber, formatTime, shortHash } from '../format';
 import { loadOrder, neighbour } from '../queue-store';
 import { href, navigate } from '../router';
 import { useSession } from '../session';
-import type { Decision, Inspection } from '../types';
+import type { Decision, ImageRef, Inspection } from '../types';
 import { CharacteristicBar } from './CharacteristicBar';
-import { ImageViewer } from './ImageViewer';
+import { ImageViewer, removalText } from './ImageViewer';
 import { DECISION_LABEL, SignatureDialog } from './SignatureDialog';
 
 const ADVANCE_AFTER_MS = 1500;
@@ -149,7 +149,7 @@ export function InspectionView(props: { id: string }) {
           {doc.disposition ? <DispositionRecord doc={doc} /> : null}
           <Characteristics doc={doc} />
           <Provenance doc={doc} />
-          <Traceability doc={doc} />
+          <Traceability doc={doc} onChange={loaded.reload} />
           <History doc={doc} />
         </aside>
       </div>
@@ -281,7 +281,7 @@ function Provenance(props: { doc: Inspection }) {
   );
 }
 
-function Traceability(props: { doc: Inspection }) {
+function Traceability(props: { doc: Inspection; onChange: () => void }) {
   const { doc } = props;
   const rows: [string, ComponentChildren][] = [
     ['Site', dash(doc.site)],
@@ -316,6 +316,10 @@ function Traceability(props: { doc: Inspection }) {
                 {' '}
                 {img.width}×{img.height} {img.mediaType}
               </span>
+            </dd>
+            <dt>Retention</dt>
+            <dd>
+              <KeepImage image={img} onChange={props.onChange} />
             </dd>
           </Fragment>
         ))}
@@ -358,5 +362,82 @@ function History(props: { doc: Inspection }) {
         </p>
       ) : null}
     </section>
+  );
+}
+
+/**
+ * "Keep this image": pins the image (and its view's overlays) against the retention policy, with a
+ * reason; shows who pinned it, or when and why the policy removed it.
+ */
+function KeepImage(props: { image: ImageRef; onChange: () => void }) {
+  const { image } = props;
+  const [open, setOpen] = useState(false);
+  const [reason, setReason] = useState('');
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<unknown>(null);
+  const path = `/v1/images/${enc(image.sha256)}/pin`;
+  const act = async (request: () => Promise<unknown>) => {
+    setBusy(true);
+    setError(null);
+    try {
+      await request();
+      setOpen(false);
+      setReason('');
+      props.onChange();
+    } catch (err) {
+      setError(err);
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  if (image.removed) {
+    return (
+      <div class="muted" data-testid="image-removal">
+        {removalText(image.removed)}
+      </div>
+    );
+  }
+  if (image.pinned) {
+    return (
+      <div class="keep-image" data-testid="image-pinned">
+        <span>
+          Kept: pinned by {image.pinned.by} on {formatTime(image.pinned.at)} — {image.pinned.reason}
+        </span>
+        <button type="button" class="link-button" disabled={busy} onClick={() => void act(() => del(path))}>
+          Unpin
+        </button>
+        <ErrorText error={error} />
+      </div>
+    );
+  }
+  if (!open) {
+    return (
+      <div class="keep-image">
+        <button type="button" data-testid="keep-image" title="Pin this image so that the retention policy never removes it" onClick={() => setOpen(true)}>
+          Keep this image
+        </button>
+      </div>
+    );
+  }
+  return (
+    <form
+      class="keep-image"
+      onSubmit={(e) => {
+        e.preventDefault();
+        void act(() => put(path, { reason }));
+      }}
+    >
+      <label>
+        Why keep it? <input value={reason} required maxLength={2000} onInput={(e) => setReason(e.currentTarget.value)} />
+      </label>
+      <button type="submit" class="primary" disabled={busy || reason.trim() === ''}>
+        Pin
+      </button>
+      <button type="button" onClick={() => setOpen(false)}>
+        Cancel
+      </button>
+      <ErrorText error={error} />
+    </form>
   );
 }

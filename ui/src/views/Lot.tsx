@@ -6,7 +6,7 @@ import { enc, errorMessage, get, qs } from '../api';
 import { ErrorText, Loading, Panel, useGet, VerdictBadge } from '../components/common';
 import { Pareto } from '../components/Pareto';
 import { PChart } from '../components/PChart';
-import { formatPercent } from '../format';
+import { formatPercent, formatTime } from '../format';
 import { href } from '../router';
 import type { LotPage, LotSummary } from '../types';
 
@@ -14,6 +14,7 @@ export function LotView(props: { lotId: string }) {
   const base = `/v1/lots/${enc(props.lotId)}`;
   const summary = useGet<LotSummary>(`${base}/summary`);
   const s = summary.data;
+  const [hold, setHold] = useState<LotPage['hold']>(null);
 
   return (
     <div class="lot">
@@ -21,6 +22,11 @@ export function LotView(props: { lotId: string }) {
         <a href={href.lots()}>← Lots</a>
         <h1>Lot {props.lotId}</h1>
         {s ? <span class="muted">{s.partNumbers.join(', ')}</span> : null}
+        {hold ? (
+          <span class="tag tag-hold" data-testid="lot-hold" title="No image of this lot is removed while it is on hold">
+            On hold since {formatTime(hold.at)} ({hold.by}): {hold.reason}
+          </span>
+        ) : null}
         <span class="spacer" />
         <a class="button" href={`${base}/report.csv`} download>
           Download CSV
@@ -50,7 +56,7 @@ export function LotView(props: { lotId: string }) {
           </div>
         </>
       ) : null}
-      <LotInspections base={base} />
+      <LotInspections base={base} onHold={setHold} />
     </div>
   );
 }
@@ -73,7 +79,7 @@ function describeBucket(seconds: number): string {
   return `${seconds} s`;
 }
 
-function LotInspections(props: { base: string }) {
+function LotInspections(props: { base: string; onHold: (hold: LotPage['hold']) => void }) {
   const [rows, setRows] = useState<LotPage['inspections']>([]);
   const [cursor, setCursor] = useState<string | null>(null);
   const [done, setDone] = useState(false);
@@ -85,6 +91,7 @@ function LotInspections(props: { base: string }) {
     try {
       const page = await get<LotPage>(`${props.base}${qs({ limit: 100, cursor: from })}`);
       setRows((r) => (replace ? page.inspections : [...r, ...page.inspections]));
+      props.onHold(page.hold);
       setCursor(page.nextCursor);
       setDone(!page.nextCursor);
       setError(null);
