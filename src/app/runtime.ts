@@ -21,7 +21,8 @@ import type { Logger } from './logger.js';
 import { MesLink, redact } from '../mes/mes-link.js';
 import type { Metrics } from './metrics.js';
 import { createInspectionQueue, createInspectionWorker, enqueueInspection, queueBackendFor, type QueueBackend } from '../queue/inspection-queue.js';
-import { claimInspection, listUndecided, recordDecision } from '../db/inspections.js';
+import { claimInspection, listUndecided, recordDecisions, type DecisionToRecord, type Overlay } from '../db/inspections.js';
+import { GroupCommit } from '../db/group-commit.js';
 import { createInspectionProcessor } from '../inspection/process-inspection.js';
 import { DecodeSlots } from '../inspection/decode-slots.js';
 import { Reconciler } from '../inspection/reconciler.js';
@@ -333,15 +334,17 @@ export async function runWorker(rt: Runtime, db: Database, backend: QueueBackend
   const pool = new InferencePool(registry, config.imageDir, config.preparedDir, config.limits.imagePixels, threads, config.batching);
   // The first part after a start must not pay for loading and setting up the sessions.
   await pool.warmUp();
+  const restoreOverlays = async (revived: Overlay[]) => {
+    for (const o of revived) {
+      // Without its bytes (it cannot happen: the pool returns them), the job's retry makes the overlay again.
+      if (!o.data) throw new Error(`overlay ${o.sha256} was removed by the pruner while the inspection was decided`);
+      await store.put(o.data);
+    }
+  };
+  const decisions = new GroupCommit((items: DecisionToRecord[]) => recordDecisions(db, items, restoreOverlays));
   const processor = createInspectionProcessor({
     claimInspection: (id) => claimInspection(db, id),
-    recordDecision: (work, decision, models, overlays) => recordDecision(db, work, decision, models, overlays, async (revived) => {
-      for (const o of revived) {
-        // Without its bytes (it cannot happen: the pool returns them), the job's retry makes the overlay again.
-        if (!o.data) throw new Error(`overlay ${o.sha256} was removed by the pruner while the inspection was decided`);
-        await store.put(o.data);
-      }
-    }),
+    recordDecision: (work, decision, models, overlays) => decisions.submit({ work, decision, models, overlays }),
     pool, registry, metrics, log,
   });
   const worker = createInspectionWorker(backend, processor, config.workerConcurrency ?? threads * Math.max(2, config.batching.maxBatch), jobPolicy(config));
@@ -356,7 +359,7 @@ export async function runWorker(rt: Runtime, db: Database, backend: QueueBackend
     },
     enqueue: (id) => enqueueInspection(queue, id),
     claimInspection: (id) => claimInspection(db, id),
-    recordDecision: (work, decision) => recordDecision(db, work, decision, [], []),
+    recordDecision: (work, decision) => decisions.submit({ work, decision, models: [], overlays: [] }),
     log,
   }, config.reconcileAfterSeconds);
   reconciler.start(Math.min(15_000, config.reconcileAfterSeconds * 500));

@@ -18,6 +18,9 @@ export function createDatabase(url: string, max = 10): Database {
   const pool = new pg.Pool({ connectionString: url, max, connectionTimeoutMillis: 10_000, options: '-c search_path=public' });
   // An idle client losing its connection must not crash the process; the pool replaces it.
   pool.on('error', () => {});
+  // Nor may a client checked out between two queries (a transaction storing a file) when the server
+  // shuts down: its next query fails, the caller sees that, and the pool drops the client on release.
+  pool.on('connect', (client) => client.on('error', () => {}));
   return pool;
 }
 

@@ -208,21 +208,34 @@ export async function claimInspection(db: Queryable, id: string): Promise<Inspec
 /** An overlay a worker stored for an inspection (`bytes`: its file's size; `data`: the bytes themselves, while the worker has them). */
 export interface Overlay { view: number; model: string; kind: string; sha256: string; bytes: number; data?: Uint8Array }
 
-/**
- * Stores the decision, its overlays and its verdict message atomically (one statement). Only the
- * first decision of an inspection counts: a retried job that finds it decided changes nothing.
- * The overlays enter the store's index under shared locks (stored-files.ts): an overlay the pruner
- * removed since the worker stored it (the same bytes as an older inspection's, say from the same
- * pixels) loses its removal mark, and `restore` stores it again before the decision commits.
- */
-export async function recordDecision(
-  db: Database,
-  work: InspectionWork,
-  decision: Decision,
-  models: ModelUsed[],
-  overlays: Overlay[],
-  restore: (overlays: Overlay[]) => Promise<void> = async () => {},
-): Promise<{ recorded: boolean; document: InspectionDocument }> {
+/** A worker's decision on an inspection, ready to be recorded (recordDecisions). */
+export interface DecisionToRecord { work: InspectionWork; decision: Decision; models: ModelUsed[]; overlays: Overlay[] }
+
+const recordDecisionSql = `
+  WITH decided AS (
+     UPDATE inspections SET status = 'done', verdict = $2, reason = $3, characteristics = $4, models = $5, decided_at = $6, needs_review = $7
+     WHERE id = $1 AND status <> 'done' RETURNING id),
+   overlays AS (
+     INSERT INTO inspection_artifacts (inspection_id, view, model_id, kind, sha256)
+     SELECT decided.id, o.view, o.model, o.kind, o.sha256 FROM decided, unnest($8::int[], $9::text[], $10::text[], $11::text[]) AS o(view, model, kind, sha256)),
+   revived AS (SELECT sha256 FROM stored_files WHERE sha256 = ANY($11) AND removed_at IS NOT NULL),
+   overlay_files AS (
+     INSERT INTO stored_files (sha256, bytes, retention_class)
+     SELECT DISTINCT ON (o.sha256) o.sha256, o.bytes, 'overlay' FROM decided, unnest($11::text[], $15::bigint[]) AS o(sha256, bytes) ORDER BY o.sha256
+     ON CONFLICT (sha256) DO UPDATE SET bytes = EXCLUDED.bytes, retention_class = retention_class_max(stored_files.retention_class, 'overlay'),
+       stored_at = now(), retain_until = NULL, removed_at = NULL, removal_policy = NULL, removal_reason = NULL, unlinked_at = NULL),
+   -- The images now count in the verdict's class; no longer undecided, the pruner may look at them again.
+   image_files AS (
+     UPDATE stored_files SET retention_class = retention_class_max(retention_class, lower($2)), retain_until = NULL
+     WHERE sha256 IN (SELECT sha256 FROM inspection_images WHERE inspection_id IN (SELECT id FROM decided))),
+   message AS (
+     INSERT INTO outbox (message_id, inspection_id, station_id, payload)
+     SELECT $12, decided.id, $13, $14 FROM decided RETURNING seq)
+   -- Wakes the relay at once instead of at its next poll.
+   SELECT pg_notify('visq_outbox', ''), ARRAY(SELECT sha256 FROM revived) AS revived FROM message`;
+
+/** The document a decision makes of its inspection, and the statement's parameters that store it. */
+function decisionStatement({ work, decision, models, overlays }: DecisionToRecord): { document: InspectionDocument; params: unknown[] } {
   const decidedAt = new Date();
   const awaitingReview = needsReview(decision.verdict, work.plan);
   const document: InspectionDocument = {
@@ -238,43 +251,46 @@ export async function recordDecision(
     overlays: overlays.map(({ view, model, kind, sha256 }) => ({ view, model, kind, sha256, removed: null })),
   };
   const messageId = randomUUID();
-  const overlayShas = overlays.map((o) => o.sha256);
-  const record = async (q: Queryable) => q.query<{ revived: string[] }>(
-    `WITH decided AS (
-       UPDATE inspections SET status = 'done', verdict = $2, reason = $3, characteristics = $4, models = $5, decided_at = $6, needs_review = $7
-       WHERE id = $1 AND status <> 'done' RETURNING id),
-     overlays AS (
-       INSERT INTO inspection_artifacts (inspection_id, view, model_id, kind, sha256)
-       SELECT decided.id, o.view, o.model, o.kind, o.sha256 FROM decided, unnest($8::int[], $9::text[], $10::text[], $11::text[]) AS o(view, model, kind, sha256)),
-     revived AS (SELECT sha256 FROM stored_files WHERE sha256 = ANY($11) AND removed_at IS NOT NULL),
-     overlay_files AS (
-       INSERT INTO stored_files (sha256, bytes, retention_class)
-       SELECT DISTINCT ON (o.sha256) o.sha256, o.bytes, 'overlay' FROM decided, unnest($11::text[], $15::bigint[]) AS o(sha256, bytes) ORDER BY o.sha256
-       ON CONFLICT (sha256) DO UPDATE SET bytes = EXCLUDED.bytes, retention_class = retention_class_max(stored_files.retention_class, 'overlay'),
-         stored_at = now(), retain_until = NULL, removed_at = NULL, removal_policy = NULL, removal_reason = NULL, unlinked_at = NULL),
-     -- The images now count in the verdict's class; no longer undecided, the pruner may look at them again.
-     image_files AS (
-       UPDATE stored_files SET retention_class = retention_class_max(retention_class, lower($2)), retain_until = NULL
-       WHERE sha256 IN (SELECT sha256 FROM inspection_images WHERE inspection_id IN (SELECT id FROM decided))),
-     message AS (
-       INSERT INTO outbox (message_id, inspection_id, station_id, payload)
-       SELECT $12, decided.id, $13, $14 FROM decided RETURNING seq)
-     -- Wakes the relay at once instead of at its next poll.
-     SELECT pg_notify('visq_outbox', ''), ARRAY(SELECT sha256 FROM revived) AS revived FROM message`,
-    [work.document.id, decision.verdict, decision.reason, JSON.stringify(decision.characteristics), JSON.stringify(models), decidedAt,
-      awaitingReview,
-      overlays.map((o) => o.view), overlays.map((o) => o.model), overlays.map((o) => o.kind), overlayShas,
-      messageId, document.stationId, JSON.stringify(verdictMessage(document, messageId, null)), overlays.map((o) => o.bytes)],
-  );
-  if (overlays.length === 0) return { recorded: (await record(db)).rowCount === 1, document };
-  const recorded = await inTransaction(db, async (tx) => {
-    await lockFilesShared(tx, overlayShas);
-    const r = await record(tx);
-    const revived = new Set(r.rows[0]?.revived ?? []);
-    if (revived.size) await restore(overlays.filter((o) => revived.has(o.sha256)));
-    return r.rowCount === 1;
+  const params = [work.document.id, decision.verdict, decision.reason, JSON.stringify(decision.characteristics), JSON.stringify(models), decidedAt,
+    awaitingReview,
+    overlays.map((o) => o.view), overlays.map((o) => o.model), overlays.map((o) => o.kind), overlays.map((o) => o.sha256),
+    messageId, document.stationId, JSON.stringify(verdictMessage(document, messageId, null)), overlays.map((o) => o.bytes)];
+  return { document, params };
+}
+
+/**
+ * Stores decisions, their overlays and their verdict messages; all of them or none (one
+ * transaction; GroupCommit gathers the decisions that arrive together). Only the first decision
+ * of an inspection counts: a retried job that finds it decided changes nothing (`recorded: false`).
+ * The overlays enter the store's index under shared locks (stored-files.ts): an overlay the pruner
+ * removed since the worker stored it (the same bytes as an older inspection's, say from the same
+ * pixels) loses its removal mark, and `restore` stores it again before the decisions commit.
+ */
+export async function recordDecisions(
+  db: Database,
+  items: readonly DecisionToRecord[],
+  restore: (overlays: Overlay[]) => Promise<void> = async () => {},
+): Promise<{ recorded: boolean; document: InspectionDocument }[]> {
+  const statements = items.map(decisionStatement);
+  const overlays = items.flatMap((d) => d.overlays);
+  if (statements.length === 1 && overlays.length === 0) {
+    // One statement commits by itself: no transaction's round trips.
+    const r = await db.query(recordDecisionSql, statements[0]!.params);
+    return [{ recorded: r.rowCount === 1, document: statements[0]!.document }];
+  }
+  return inTransaction(db, async (tx) => {
+    await lockFilesShared(tx, overlays.map((o) => o.sha256));
+    // The outbox's order lock (each message's insert takes it) before any row: two groups deciding the same inspection (a retried job) cannot deadlock.
+    if (statements.length > 1) await tx.query(`SELECT pg_advisory_xact_lock(hashtext('visq:outbox_order'))`);
+    const results = [];
+    for (const [i, { params, document }] of statements.entries()) {
+      const r = await tx.query<{ revived: string[] }>(recordDecisionSql, params);
+      const revived = new Set(r.rows[0]?.revived ?? []);
+      if (revived.size) await restore(items[i]!.overlays.filter((o) => revived.has(o.sha256)));
+      results.push({ recorded: r.rowCount === 1, document });
+    }
+    return results;
   });
-  return { recorded, document };
 }
 
 async function enqueueVerdictMessage(c: Queryable, doc: InspectionDocument, supersedes: string | null) {

@@ -2,11 +2,13 @@ import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { Queue } from 'bullmq';
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { freePort, type RunningService } from '../../src/embedded/embedded-services.js';
 import { startEmbeddedPostgres } from '../../src/embedded/embedded-postgres.js';
 import { createLogger } from '../../src/app/logger.js';
+import { inspectionQueueName } from '../../src/queue/inspection-queue.js';
 import { redisUp, startMosquitto, startProgram, until, type Stop } from '../support/services.js';
 import { cliJson, fixture, MesClient, startVisq, testEnv, type VisqProcess } from '../support/visq.js';
 
@@ -94,9 +96,12 @@ async function camera(s: Stack, onProgress: (sent: number) => void): Promise<{ a
           break;
         }
         if (res && res.status < 500 && res.status !== 429) throw new Error(`part ${i}: ${res.status} ${await res.text()}`);
-        await res?.text().catch(() => {});
+        const answer = res ? `${res.status} ${await res.text().catch(() => '')}` : 'no answer';
         retries++;
-        if (Date.now() > deadline) throw new Error(`part ${i} was never accepted`);
+        if (Date.now() > deadline) {
+          const api = `the API ${s.api.child.exitCode === null && s.api.child.signalCode === null ? 'runs' : `exited (${s.api.child.exitCode ?? s.api.child.signalCode})`}; its last log lines:\n${s.api.logs.slice(-20).join('\n')}`;
+          throw new Error(`part ${i} was never accepted; the last answer: ${answer.slice(0, 300)}; ${api}`);
+        }
         await new Promise((r) => setTimeout(r, 250));
       }
       onProgress(i);
@@ -113,7 +118,18 @@ async function runWithFault(name: string, fault: (s: Stack) => Promise<void>) {
     let faultDone: Promise<void> | null = null;
     const { accepted, retries } = await camera(s, (i) => { if (i === Math.floor(streamLength / 3) && !faultDone) faultDone = fault(s); });
     await faultDone;
-    await until(async () => (await s.db.query(`SELECT count(*)::int AS n FROM inspections WHERE status = 'done'`).catch(() => ({ rows: [{ n: -1 }] }))).rows[0].n === accepted.size, 'every accepted upload to be decided', 120_000, 500);
+    await until(async () => (await s.db.query(`SELECT count(*)::int AS n FROM inspections WHERE status = 'done'`).catch(() => ({ rows: [{ n: -1 }] }))).rows[0].n === accepted.size, 'every accepted upload to be decided', 120_000, 500).catch(async (err) => {
+      const byStatus = (await s.db.query('SELECT status, count(*)::int AS n FROM inspections GROUP BY status')).rows;
+      const stuck = (await s.db.query(`SELECT id, status FROM inspections WHERE status <> 'done' LIMIT 5`)).rows;
+      const queue = new Queue(inspectionQueueName, { connection: { url: `redis://127.0.0.1:${s.redisPort}` }, prefix: s.env.VISQ_QUEUE_PREFIX });
+      const jobs = await Promise.all(stuck.map(async (r) => {
+        const job = await queue.getJob(r.id);
+        return { ...r, job: job ? { state: await job.getState(), attemptsMade: job.attemptsMade, failedReason: job.failedReason } : null };
+      }));
+      await queue.close();
+      const workerLog = s.worker.logs.filter((l) => /"level":(40|50|60)/.test(l)).slice(-15).join('\n');
+      throw new Error(`${err.message}; accepted ${accepted.size}, inspections by status ${JSON.stringify(byStatus)}, some undecided ${JSON.stringify(jobs)}\n${workerLog}`);
+    });
     await until(() => new Set(mes.verdicts().map((v) => v.id)).size >= accepted.size, 'every verdict at the MES', 120_000, 500).catch(async (err) => {
       const unsent = (await s.db.query('SELECT count(*)::int AS n FROM outbox WHERE sent_at IS NULL')).rows[0].n;
       const linkLog = s.api.logs.filter((l) => l.includes('mes-link')).slice(-15).join('\n');
