@@ -13,9 +13,17 @@ export type Queryable = pg.Pool | pg.PoolClient;
 /** A client inside a transaction (`inTransaction`). */
 export type Transaction = pg.PoolClient;
 
-export function createDatabase(url: string, max = 10): Database {
+/**
+ * A pool of connections to visq's database. The statements run for every image are named (`{ name,
+ * text, values }`): each connection prepares them once, so PostgreSQL does not parse and plan them
+ * per image, which cost as much as running them. `durableCommits: false` is for writes that may be lost
+ * in a crash of the server's machine without losing anything else (a worker marking an inspection
+ * running): their commits do not wait for the disk.
+ */
+export function createDatabase(url: string, max = 10, { durableCommits = true } = {}): Database {
   // Only visq's schema: a role that may create schemas (BullMQ's queue needs one) cannot shadow its tables with a schema named after itself.
-  const pool = new pg.Pool({ connectionString: url, max, connectionTimeoutMillis: 10_000, options: '-c search_path=public' });
+  const options = `-c search_path=public${durableCommits ? '' : ' -c synchronous_commit=off'}`;
+  const pool = new pg.Pool({ connectionString: url, max, connectionTimeoutMillis: 10_000, options });
   // An idle client losing its connection must not crash the process; the pool replaces it.
   pool.on('error', () => {});
   // Nor may a client checked out between two queries (a transaction storing a file) when the server

@@ -49,8 +49,9 @@ export async function recordInspection(
     await lockFilesShared(tx, shas);
     // One statement: key, lot, inspection, its images and their entries in the store's index.
     // An expired key is taken over; a live one stops the whole insert.
-    const inserted = await tx.query<{ id: string; revived: string[] }>(
-      `WITH key AS (
+    const inserted = await tx.query<{ id: string; revived: string[] }>({
+      name: 'record-inspection',
+      text: `WITH key AS (
          INSERT INTO idempotency_keys (station_id, key, request_hash, inspection_id, expires_at)
          SELECT $2, $23, $24, $1, now() + make_interval(secs => $25) WHERE $23::text IS NOT NULL
          ON CONFLICT (station_id, key) DO UPDATE SET request_hash = EXCLUDED.request_hash, inspection_id = EXCLUDED.inspection_id, expires_at = EXCLUDED.expires_at
@@ -78,12 +79,12 @@ export async function recordInspection(
            prepared_removed_at = NULL, stored_at = now(), retain_until = NULL,
            removed_at = NULL, removal_policy = NULL, removal_reason = NULL, unlinked_at = NULL)
        SELECT id, ARRAY(SELECT sha256 FROM revived) AS revived FROM ins`,
-      [ins.id, ins.stationId, ins.site, ins.line, ins.serial, ins.partNumber, ins.lotId, ins.workOrder, ins.operation,
+      values: [ins.id, ins.stationId, ins.site, ins.line, ins.serial, ins.partNumber, ins.lotId, ins.workOrder, ins.operation,
         ins.operator, ins.capturedAt, ins.plan.partNumber, ins.plan.operation, ins.plan.version,
         shas, ins.images.map((i) => i.mediaType), ins.images.map((i) => i.width), ins.images.map((i) => i.height), ins.images.map((i) => i.exifOrientation),
         ins.images.map((i) => i.bytes), ins.images.map((i) => i.prepared.bytes), ins.images.map((i) => i.prepared.keys.join(',')),
         idempotency?.key ?? null, idempotency?.requestHash ?? null, idempotency?.ttlSeconds ?? null],
-    );
+    });
     const row = inserted.rows[0];
     if (row?.revived.length) await restore(row.revived);
     return { id: ins.id, created: row !== undefined };
@@ -92,9 +93,12 @@ export async function recordInspection(
 
 /** The request a station's unexpired Idempotency-Key was first used for, and where its inspection stands. */
 export async function findIdempotencyKey(db: Queryable, stationId: string, key: string): Promise<{ inspectionId: string; requestHash: string; status: InspectionDocument['status'] } | null> {
-  const r = await db.query<{ inspection_id: string; request_hash: string; status: InspectionDocument['status'] }>(
-    `SELECT k.inspection_id, k.request_hash, i.status FROM idempotency_keys k JOIN inspections i ON i.id = k.inspection_id
-     WHERE k.station_id = $1 AND k.key = $2 AND k.expires_at > now()`, [stationId, key]);
+  const r = await db.query<{ inspection_id: string; request_hash: string; status: InspectionDocument['status'] }>({
+    name: 'find-idempotency-key',
+    text: `SELECT k.inspection_id, k.request_hash, i.status FROM idempotency_keys k JOIN inspections i ON i.id = k.inspection_id
+     WHERE k.station_id = $1 AND k.key = $2 AND k.expires_at > now()`,
+    values: [stationId, key],
+  });
   const row = r.rows[0];
   return row ? { inspectionId: row.inspection_id, requestHash: row.request_hash, status: row.status } : null;
 }
@@ -192,11 +196,12 @@ export interface InspectionWork {
 
 /** Marks the inspection running (unless decided) and returns it, in one round trip. */
 export async function claimInspection(db: Queryable, id: string): Promise<InspectionWork | null> {
-  const r = await db.query<DocumentRow>(
-    `WITH claimed AS (UPDATE inspections SET status = 'running' WHERE id = $1 AND status = 'queued' RETURNING id)
+  const r = await db.query<DocumentRow>({
+    name: 'claim-inspection',
+    text: `WITH claimed AS (UPDATE inspections SET status = 'running' WHERE id = $1 AND status = 'queued' RETURNING id)
      ${documentQuery} WHERE i.id = $1`,
-    [id],
-  );
+    values: [id],
+  });
   const row = r.rows[0];
   if (!row) return null;
   const document = toDocument(row);
@@ -275,7 +280,7 @@ export async function recordDecisions(
   const overlays = items.flatMap((d) => d.overlays);
   if (statements.length === 1 && overlays.length === 0) {
     // One statement commits by itself: no transaction's round trips.
-    const r = await db.query(recordDecisionSql, statements[0]!.params);
+    const r = await db.query({ name: 'record-decision', text: recordDecisionSql, values: statements[0]!.params });
     return [{ recorded: r.rowCount === 1, document: statements[0]!.document }];
   }
   return inTransaction(db, async (tx) => {
@@ -284,7 +289,7 @@ export async function recordDecisions(
     if (statements.length > 1) await tx.query(`SELECT pg_advisory_xact_lock(hashtext('visq:outbox_order'))`);
     const results = [];
     for (const [i, { params, document }] of statements.entries()) {
-      const r = await tx.query<{ revived: string[] }>(recordDecisionSql, params);
+      const r = await tx.query<{ revived: string[] }>({ name: 'record-decision', text: recordDecisionSql, values: params });
       const revived = new Set(r.rows[0]?.revived ?? []);
       if (revived.size) await restore(items[i]!.overlays.filter((o) => revived.has(o.sha256)));
       results.push({ recorded: r.rowCount === 1, document });

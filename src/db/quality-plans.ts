@@ -31,14 +31,15 @@ export async function storePlanVersion(db: Database, plan: QualityPlan, createdB
  * version of the plan for exactly that operation (null: the plan for any operation).
  */
 export async function findCurrentPlan(db: Queryable, partNumber: string, operation: string | null, version?: number): Promise<StoredPlan | null> {
-  const r = await db.query<PlanRow & { document: QualityPlan }>(
-    `SELECT part_number, operation, version, document, created_at, created_by, reason FROM quality_plans
+  const r = await db.query<PlanRow & { document: QualityPlan }>({
+    name: 'find-current-plan',
+    text: `SELECT part_number, operation, version, document, created_at, created_by, reason FROM quality_plans
      WHERE part_number = $1
        -- A given version names one plan exactly; without one, a plan for any operation may stand in.
        AND CASE WHEN $3::int IS NULL THEN operation IN ($2, '') ELSE operation = $2 AND version = $3 END
      ORDER BY (operation = $2) DESC, version DESC LIMIT 1`,
-    [partNumber, operation ?? '', version ?? null],
-  );
+    values: [partNumber, operation ?? '', version ?? null],
+  });
   const row = r.rows[0];
   return row ? { ...toVersion(row), plan: row.document } : null;
 }

@@ -53,7 +53,7 @@ export async function findStation(db: Queryable, stationId: string): Promise<{ s
 
 /** The MES's current job for a station (retained `…/context`), or null. */
 export async function findStationContext(db: Queryable, stationId: string): Promise<StationContext | null> {
-  const r = await db.query<{ context: StationContext }>('SELECT context FROM station_context WHERE station_id = $1', [stationId]);
+  const r = await db.query<{ context: StationContext }>({ name: 'find-station-context', text: 'SELECT context FROM station_context WHERE station_id = $1', values: [stationId] });
   return r.rows[0]?.context ?? null;
 }
 

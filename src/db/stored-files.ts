@@ -25,7 +25,7 @@ const lockIds = (shas: readonly string[]) => [...new Set(shas.map(imageLockId))]
 /** In the caller's transaction: shared locks on these files until it ends. */
 export async function lockFilesShared(tx: Transaction, shas: readonly string[]): Promise<void> {
   if (shas.length === 0) return;
-  await tx.query('SELECT pg_advisory_xact_lock_shared($1, id) FROM unnest($2::int[]) AS id', [imageLockSpace, lockIds(shas)]);
+  await tx.query({ name: 'lock-files-shared', text: 'SELECT pg_advisory_xact_lock_shared($1, id) FROM unnest($2::int[]) AS id', values: [imageLockSpace, lockIds(shas)] });
 }
 
 /** Session locks for the pruner (never waiting): the files whose lock it got, to be released by unlockFiles. */

@@ -134,14 +134,15 @@ export async function listUsers(db: Queryable): Promise<Account[]> {
 export async function authenticate(db: Queryable, bearer: string): Promise<Principal | null> {
   const parsed = parseBearer(bearer);
   if (!parsed) return null;
-  const r = await db.query<{ kind: 'station' | 'user'; name: string; site: string | null; line: string | null; role: Role | null; hash: Buffer }>(
-    `SELECT 'station' AS kind, station_id AS name, site, line, NULL AS role, key_hash AS hash FROM stations
+  const r = await db.query<{ kind: 'station' | 'user'; name: string; site: string | null; line: string | null; role: Role | null; hash: Buffer }>({
+    name: 'authenticate',
+    text: `SELECT 'station' AS kind, station_id AS name, site, line, NULL AS role, key_hash AS hash FROM stations
        WHERE key_id = $1 AND disabled_at IS NULL
      UNION ALL
      SELECT 'user', username, NULL, NULL, role, token_hash FROM users
        WHERE token_id = $1 AND disabled_at IS NULL AND (token_expires_at IS NULL OR token_expires_at > now())`,
-    [parsed.id],
-  );
+    values: [parsed.id],
+  });
   const row = r.rows[0];
   if (!row || !secretMatches(parsed.secret, row.hash)) return null;
   return row.kind === 'station'

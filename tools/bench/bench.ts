@@ -1,5 +1,5 @@
 /**
- * `npm run bench`: in one run on this machine, the same model on the same image through
+ * `npm run bench`: in one run on this machine, the same model on the same images (camera-images.ts) through
  *  - the raw model: onnxruntime-node called back to back in as many threads as visq uses;
  *  - a bare HTTP inference server (tools/bench/peer-server.ts): no queue, database or broker;
  *  - visq end to end (camera HTTP upload → verdict at an MQTT client), on embedded defaults and with
@@ -19,6 +19,7 @@ import { freePort } from '../../src/embedded/embedded-services.js';
 import { loadModelFolder } from '../../src/inference/model-registry.js';
 import { toInputTensor } from '../../src/inference/preprocess.js';
 import { benchModels, benchPlanFile, buildBenchModel } from './bench-models.js';
+import { cameraImages } from './camera-images.js';
 import { cpuByPart, cpuSpent } from './cpu.js';
 import { summarizeProfiles } from './profiles.js';
 import { postInspection, root, round, sleep, startVisq, summary, type VisqUnderTest } from './visq-under-test.js';
@@ -123,14 +124,14 @@ async function started(child: ChildProcess, what: string): Promise<void> {
   });
 }
 
-async function runPeer(modelFolder: string, image: Buffer<ArrayBuffer>): Promise<Measured> {
+async function runPeer(modelFolder: string, nextImage: () => Buffer<ArrayBuffer>): Promise<Measured> {
   const port = await freePort();
   const peer = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'tools', 'bench', 'peer-server.ts'), modelFolder, String(threads), String(port)], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] });
   try {
     await started(peer, 'the peer server');
     const send = async () => {
       const t = performance.now();
-      const res = await fetch(`http://127.0.0.1:${port}/infer`, { method: 'POST', headers: { 'content-type': 'image/png' }, body: image });
+      const res = await fetch(`http://127.0.0.1:${port}/infer`, { method: 'POST', headers: { 'content-type': 'image/png' }, body: nextImage() });
       if (res.status !== 200) throw new Error(`the peer answered ${res.status}`);
       await res.json();
       return performance.now() - t;
@@ -174,7 +175,7 @@ async function startServices(): Promise<{ env: Record<string, string>; stop: () 
   return { env, stop: async () => { for (const c of stops) c.kill(); } };
 }
 
-async function runVisq(variant: string, modelsDir: string, planFile: string | undefined, image: Buffer<ArrayBuffer>, profileDir: string | null): Promise<Measured | null> {
+async function runVisq(variant: string, modelsDir: string, planFile: string | undefined, nextImage: () => Buffer<ArrayBuffer>, profileDir: string | null): Promise<Measured | null> {
   const services = variant === 'redis' ? await startServices() : { env: {}, stop: async () => {} };
   if (!services) return null;
   // Embedded: no service URL at all, whatever this shell has set.
@@ -194,7 +195,7 @@ async function runVisq(variant: string, modelsDir: string, planFile: string | un
     await mes.subscribeAsync(`${visq.topicPrefix}/+/+/+/verdict`, { qos: 1 });
     const send = async (camera: number, serial: string) => {
       const t = performance.now();
-      const res = await postInspection(visq, image, serial, 'BENCH', undefined, camera);
+      const res = await postInspection(visq, nextImage(), serial, 'BENCH', undefined, camera);
       if (res.status !== 202) throw new Error(`upload answered ${res.status}: ${await res.text()}`);
       const { id } = (await res.json()) as { id: string };
       const at = arrived.get(id) ?? await new Promise<number>((resolve) => waiting.set(id, (a) => { waiting.delete(id); resolve(a); }));
@@ -230,13 +231,14 @@ async function main() {
     say(`raw model: ${model.manifest.id}@${model.manifest.version} (${input}), ${threads} thread(s)…`);
     const raw = await rawModel(model.onnxPath, model.manifest.input.name, tensor.data, tensor.dims);
     say('bare HTTP inference server…');
-    const peer = await runPeer(folder, image);
+    const nextImage = await cameraImages(image);
+    const peer = await runPeer(folder, nextImage);
     const visq: Record<string, Measured> = {};
     for (const variant of args.variants!.split(',').filter(Boolean)) {
       say(`visq, ${variant === 'redis' ? 'Redis queue' : 'embedded defaults (PostgreSQL queue)'}…`);
       const profileDir = args.profile ? path.join(root, '.bench-profiles', variant) : null;
       if (profileDir) await rm(profileDir, { recursive: true, force: true });
-      const measured = await runVisq(variant, benchModelsDir, benchModels.includes(args.model!) ? benchPlanFile(args.model!, scratch) : undefined, image, profileDir);
+      const measured = await runVisq(variant, benchModelsDir, benchModels.includes(args.model!) ? benchPlanFile(args.model!, scratch) : undefined, nextImage, profileDir);
       if (measured) visq[variant] = measured;
       if (profileDir) say(await summarizeProfiles(profileDir));
     }
