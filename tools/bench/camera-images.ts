@@ -1,4 +1,5 @@
 import sharp from 'sharp';
+import { pngChunk } from '../png-chunks.js';
 
 /**
  * What the bench's cameras send: never the same bytes twice, as on a line where each part is
@@ -32,28 +33,7 @@ export async function cameraImages(png: Buffer, pixelVariants = 64): Promise<() 
 
 /** The PNG with a tEXt chunk inserted before its IEND chunk (the last 12 bytes). */
 function withTextChunk(png: Buffer, keyword: string, text: string): Buffer<ArrayBuffer> {
-  const body = Buffer.concat([Buffer.from('tEXt'), Buffer.from(keyword, 'latin1'), Buffer.from([0]), Buffer.from(text, 'latin1')]);
-  const chunk = Buffer.alloc(body.length + 8);
-  chunk.writeUInt32BE(body.length - 4, 0);
-  body.copy(chunk, 4);
-  chunk.writeUInt32BE(crc32(body), 4 + body.length);
+  const chunk = pngChunk('tEXt', Buffer.concat([Buffer.from(keyword, 'latin1'), Buffer.from([0]), Buffer.from(text, 'latin1')]));
   const iend = png.length - 12;
-  const out = Buffer.alloc(png.length + chunk.length);
-  png.copy(out, 0, 0, iend);
-  chunk.copy(out, iend);
-  png.copy(out, iend + chunk.length, iend);
-  return out;
-}
-
-const crcTable = Array.from({ length: 256 }, (_, n) => {
-  let c = n;
-  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-  return c >>> 0;
-});
-
-/** CRC-32 as PNG chunks carry it (ISO 3309). */
-function crc32(bytes: Buffer): number {
-  let c = 0xffffffff;
-  for (const b of bytes) c = crcTable[(c ^ b) & 0xff]! ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
+  return Buffer.concat([png.subarray(0, iend), chunk, png.subarray(iend)]) as Buffer<ArrayBuffer>;
 }
