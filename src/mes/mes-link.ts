@@ -39,6 +39,8 @@ export class MesLink {
   private loop: Promise<void> | null = null;
 
   private readonly topics: Topics;
+  /** A verdict message was stored since the relay last looked. */
+  private notified = false;
 
   constructor(private readonly o: MesLinkOptions) {
     this.log = o.log.child({ component: 'mes-link' });
@@ -49,7 +51,7 @@ export class MesLink {
       what: 'MES link',
       log: this.log,
       // Wakes the relay as soon as a verdict message is stored.
-      listen: { channel: 'visq_outbox', notified: () => this.wake?.() },
+      listen: { channel: 'visq_outbox', notified: () => { this.notified = true; this.wake?.(); } },
       lead: async () => {
         this.connectBroker();
         this.loop = this.relayLoop();
@@ -124,12 +126,20 @@ export class MesLink {
   }
 
   private async relayLoop(): Promise<void> {
+    const limit = 500;
     while (!this.stopping && this.mqttClient) {
       let idle = true;
       try {
         if (this.mqttClient.connected) {
-          const batch = await fetchUnsent(this.o.db, 500);
-          if (batch.length) idle = (await this.relay(batch)) === 0;
+          this.notified = false;
+          const batch = await fetchUnsent(this.o.db, limit);
+          const acked = batch.length ? await this.relay(batch) : 0;
+          // What this round saw tells the gauge, unless the batch was full (then more may wait: count them).
+          this.o.metrics.outboxUnsent.set(batch.length === limit ? await countUnsent(this.o.db) : batch.length - acked);
+          // Round again at once when more may be waiting; after a round the broker refused, wait a while.
+          const refused = batch.length > 0 && acked === 0;
+          idle = refused || !(batch.length === limit || acked < batch.length || this.notified);
+        } else {
           this.o.metrics.outboxUnsent.set(await countUnsent(this.o.db));
         }
       } catch (err) {

@@ -1,4 +1,6 @@
 import { createHash } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, inject, it } from 'vitest';
@@ -14,23 +16,27 @@ describe('the broker is down while verdicts are made', () => {
   let cleanup: () => Promise<void>;
   let visq: VisqProcess;
   let mes: MesClient;
+  let brokerDir: string;
 
   afterAll(async () => {
     await visq?.stop();
     await mes?.end();
     await database?.drop();
     await cleanup?.();
+    if (brokerDir) await rm(brokerDir, { recursive: true, force: true });
   });
 
   it('verdicts wait in the outbox and all arrive, in order, once the broker is back', async () => {
-    let broker = await startMosquitto();
+    // A broker that persists and an MES with a persistent session: what it subscribed to before the restart still reaches it after.
+    brokerDir = await mkdtemp(path.join(os.tmpdir(), 'visq-faults-mqtt-'));
+    let broker = await startMosquitto(undefined, brokerDir);
     database = await createTestDatabase(inject('postgresAdminUrl'));
     const t = await testEnv({ databaseUrl: database.url, mqttUrl: broker.url, redisUrl: inject('redisUrl') });
     cleanup = t.cleanup;
     const { apiKey } = await cliJson(['station', 'add', 'cam-f', '--line', 'l1'], t.env);
     await cliJson(['plan', 'apply', fixture('plans', 'PN-1001.json')], t.env);
     visq = await startVisq('start', t.env);
-    mes = await MesClient.connect(broker.url, [`${t.env.VISQ_TOPIC_PREFIX}/+/+/+/verdict`]);
+    mes = await MesClient.connect(broker.url, [`${t.env.VISQ_TOPIC_PREFIX}/+/+/+/verdict`], true);
 
     await broker.stop();
     await until(async () => (await fetch(`${visq.baseUrl}/readyz`)).status === 503, 'readiness to report the broker');
@@ -41,8 +47,10 @@ describe('the broker is down while verdicts are made', () => {
       ids.push(res.body.id);
     }
     await until(async () => (await database.db.query(`SELECT count(*)::int AS n FROM outbox WHERE sent_at IS NULL`)).rows[0].n === 8, 'all 8 verdicts to be stored unsent', 60_000);
+    const unsentGauge = async () => Number(/^visq_outbox_unsent (\S+)$/m.exec(await (await fetch(`${visq.baseUrl}/metrics`)).text())?.[1]);
+    await until(async () => (await unsentGauge()) === 8, 'the metrics to count 8 unsent verdict messages');
 
-    broker = await startMosquitto(broker.port);
+    broker = await startMosquitto(broker.port, brokerDir);
     const verdicts = await mes.waitForVerdicts(8, 60_000);
     expect(new Set(verdicts.map((v) => v.messageId)).size).toBe(8);
     expect(new Set(verdicts.map((v) => v.id))).toEqual(new Set(ids));
@@ -50,6 +58,7 @@ describe('the broker is down while verdicts are made', () => {
     const made = await database.db.query('SELECT message_id FROM outbox ORDER BY seq');
     expect(verdicts.map((v) => v.messageId)).toEqual(made.rows.map((r) => r.message_id));
     await until(async () => (await database.db.query(`SELECT count(*)::int AS n FROM outbox WHERE sent_at IS NULL`)).rows[0].n === 0, 'the outbox to be marked sent');
+    await until(async () => (await unsentGauge()) === 0, 'the metrics to count no unsent verdict message');
     await visq.stop();
     await mes.end();
     await broker.stop();
