@@ -41,6 +41,7 @@ export function createMetrics() {
     countQueueWith(source: () => Promise<Record<string, number>>) { queueCounts = source; },
     preprocessing: new Histogram({ name: 'visq_preprocess_duration_seconds', help: 'Image decoding and resizing per inspection', buckets: latencyBuckets, registers: [registry] }),
     inference: new Histogram({ name: 'visq_inference_duration_seconds', help: 'ONNX model time per inspection (all images and models)', buckets: latencyBuckets, registers: [registry] }),
+    decisionsPerCommit: new Histogram({ name: 'visq_decisions_per_commit', help: 'Decisions recorded by one transaction (group commit)', buckets: [1, 2, 4, 8, 16, 32, 64], registers: [registry] }),
     batchImages: new Histogram({ name: 'visq_inference_batch_images', help: 'Images in the largest model run of each inspection (dynamic batching)', buckets: [1, 2, 4, 8, 16, 32], registers: [registry] }),
     decisionLatency: new Histogram({ name: 'visq_decision_latency_seconds', help: 'From upload received to verdict stored', buckets: latencyBuckets, registers: [registry] }),
     deliveryLatency: new Histogram({ name: 'visq_verdict_delivery_latency_seconds', help: 'From upload received to the broker acknowledging the verdict', buckets: latencyBuckets, registers: [registry] }),

@@ -344,7 +344,7 @@ export async function runWorker(rt: Runtime, db: Database, backend: QueueBackend
   // Marking an inspection running need not wait for the disk: after a crash it is queued again, which the processor handles the same.
   const claims = createDatabase(databaseUrl, 4, { durableCommits: false });
   rt.onStop(() => claims.end());
-  const decisions = new GroupCommit((items: DecisionToRecord[]) => recordDecisions(db, items, restoreOverlays));
+  const decisions = new GroupCommit((items: DecisionToRecord[]) => recordDecisions(db, items, restoreOverlays), 64, (n) => metrics.decisionsPerCommit.observe(n));
   const processor = createInspectionProcessor({
     claimInspection: (id) => claimInspection(claims, id),
     recordDecision: (work, decision, models, overlays) => decisions.submit({ work, decision, models, overlays }),

@@ -15,6 +15,8 @@ export class GroupCommit<Item, Result> {
     /** Commits the items in one transaction, answering one result per item in order. */
     private readonly commitAll: (items: Item[]) => Promise<Result[]>,
     private readonly maxItems = 64,
+    /** Told the size of every group that committed. */
+    private readonly committed: (items: number) => void = () => {},
   ) {}
 
   submit(item: Item): Promise<Result> {
@@ -30,13 +32,16 @@ export class GroupCommit<Item, Result> {
     const group = this.waiting.splice(0, this.maxItems);
     try {
       const results = await this.commitAll(group.map((w) => w.item));
+      this.committed(group.length);
       group.forEach((w, i) => w.resolve(results[i]!));
     } catch (err) {
       if (group.length === 1) group[0]!.reject(err);
       else {
         await Promise.all(group.map(async (w) => {
           try {
-            w.resolve((await this.commitAll([w.item]))[0]!);
+            const [result] = await this.commitAll([w.item]);
+            this.committed(1);
+            w.resolve(result!);
           } catch (one) {
             w.reject(one);
           }

@@ -30,10 +30,12 @@ describe('group commit', () => {
 
   it('takes at most maxItems per commit', async () => {
     const c = manualCommits();
-    const g = new GroupCommit(c.commitAll, 2);
+    const sizes: number[] = [];
+    const g = new GroupCommit(c.commitAll, 2, (n) => sizes.push(n));
     const all = [1, 2, 3, 4, 5].map((i) => g.submit(i));
     while (c.pending.length) await c.finishNext();
     expect(c.groups).toEqual([[1], [2, 3], [4, 5]]);
+    expect(sizes).toEqual([1, 2, 2]);
     expect(await Promise.all(all)).toEqual(['r1', 'r2', 'r3', 'r4', 'r5']);
   });
 

@@ -73,9 +73,12 @@ interface Measured {
   lightLoadMs: ReturnType<typeof summary>;
   /** CPU milliseconds per image at saturation, by process and thread. */
   cpuMsPerImage: Record<string, number>;
-  /** Of that, the model's own run (session.run), per image. */
-  modelMsPerImage: number;
-  /** Everything but the model and the bench client, per image. */
+  /** Time inside the model's run (session.run) per image; at saturation it includes waiting for a core. */
+  modelWallMsPerImage: number;
+  /**
+   * CPU per image of everything but the model and the bench client: the server's CPU per image less
+   * the model's own CPU, taken as the raw model's one-thread p50 on an otherwise idle machine.
+   */
   outsideModelMsPerImage: number;
 }
 
@@ -83,7 +86,7 @@ interface Measured {
  * Light load, then a closed loop: each camera sends its next image once the answer to the previous
  * one is back, so the system stays full without a growing queue.
  */
-async function measure(send: (camera: number, serial: string) => Promise<number>, cpu: () => Map<string, number>, modelMs: () => Promise<number>): Promise<Measured> {
+async function measure(send: (camera: number, serial: string) => Promise<number>, cpu: () => Map<string, number>, modelMs: () => Promise<number>, modelCpuMs: number): Promise<Measured> {
   for (let i = 0; i < 5; i++) await send(0, `warm-${i}`);
   const light: number[] = [];
   for (let i = 0; i < lightCount; i++) light.push(await send(0, `light-${i}`));
@@ -113,7 +116,7 @@ async function measure(send: (camera: number, serial: string) => Promise<number>
   return {
     throughputPerSecond: round(images / elapsed, 1), images, failed,
     saturationMs: summary(latencies), lightLoadMs: summary(light),
-    cpuMsPerImage, modelMsPerImage: perImage(model), outsideModelMsPerImage: perImage(serverMs - model),
+    cpuMsPerImage, modelWallMsPerImage: perImage(model), outsideModelMsPerImage: round(serverMs / Math.max(1, images) - modelCpuMs, 2),
   };
 }
 
@@ -124,7 +127,7 @@ async function started(child: ChildProcess, what: string): Promise<void> {
   });
 }
 
-async function runPeer(modelFolder: string, nextImage: () => Buffer<ArrayBuffer>): Promise<Measured> {
+async function runPeer(modelFolder: string, nextImage: () => Buffer<ArrayBuffer>, modelCpuMs: number): Promise<Measured> {
   const port = await freePort();
   const peer = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'tools', 'bench', 'peer-server.ts'), modelFolder, String(threads), String(port)], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] });
   try {
@@ -137,7 +140,7 @@ async function runPeer(modelFolder: string, nextImage: () => Buffer<ArrayBuffer>
       return performance.now() - t;
     };
     const modelMs = async () => ((await (await fetch(`http://127.0.0.1:${port}/model-ms`)).json()) as { modelMs: number }).modelMs;
-    return await measure(send, () => cpuByPart({ peer: peer.pid! }), modelMs);
+    return await measure(send, () => cpuByPart({ peer: peer.pid! }), modelMs, modelCpuMs);
   } finally {
     peer.kill('SIGTERM');
   }
@@ -175,7 +178,7 @@ async function startServices(): Promise<{ env: Record<string, string>; stop: () 
   return { env, stop: async () => { for (const c of stops) c.kill(); } };
 }
 
-async function runVisq(variant: string, modelsDir: string, planFile: string | undefined, nextImage: () => Buffer<ArrayBuffer>, profileDir: string | null): Promise<Measured | null> {
+async function runVisq(variant: string, modelsDir: string, planFile: string | undefined, nextImage: () => Buffer<ArrayBuffer>, modelCpuMs: number, profileDir: string | null): Promise<Measured | null> {
   const services = variant === 'redis' ? await startServices() : { env: {}, stop: async () => {} };
   if (!services) return null;
   // Embedded: no service URL at all, whatever this shell has set.
@@ -206,7 +209,7 @@ async function runVisq(variant: string, modelsDir: string, planFile: string | un
       const text = await (await fetch(`${visq.base}/metrics`)).text();
       return Number(/^visq_inference_duration_seconds_sum (\S+)$/m.exec(text)?.[1] ?? 0) * 1000;
     };
-    const result = await measure(send, () => cpuByPart({ visq: visq.pid }), modelMs);
+    const result = await measure(send, () => cpuByPart({ visq: visq.pid }), modelMs, modelCpuMs);
     await mes.endAsync();
     return result;
   } finally {
@@ -232,13 +235,13 @@ async function main() {
     const raw = await rawModel(model.onnxPath, model.manifest.input.name, tensor.data, tensor.dims);
     say('bare HTTP inference server…');
     const nextImage = await cameraImages(image);
-    const peer = await runPeer(folder, nextImage);
+    const peer = await runPeer(folder, nextImage, raw.lightLoadMs.p50);
     const visq: Record<string, Measured> = {};
     for (const variant of args.variants!.split(',').filter(Boolean)) {
       say(`visq, ${variant === 'redis' ? 'Redis queue' : 'embedded defaults (PostgreSQL queue)'}…`);
       const profileDir = args.profile ? path.join(root, '.bench-profiles', variant) : null;
       if (profileDir) await rm(profileDir, { recursive: true, force: true });
-      const measured = await runVisq(variant, benchModelsDir, benchModels.includes(args.model!) ? benchPlanFile(args.model!, scratch) : undefined, nextImage, profileDir);
+      const measured = await runVisq(variant, benchModelsDir, benchModels.includes(args.model!) ? benchPlanFile(args.model!, scratch) : undefined, nextImage, raw.lightLoadMs.p50, profileDir);
       if (measured) visq[variant] = measured;
       if (profileDir) say(await summarizeProfiles(profileDir));
     }
@@ -278,7 +281,7 @@ function report(r: { machine: { cores: number; cpu?: string; node: string }; mod
     '',
     'CPU ms per image at saturation:',
     ...[['peer', r.peer] as const, ...Object.entries(r.visq).map(([v, m]) => [`visq ${v}`, m] as const)].map(([name, m]) =>
-      `  ${name}: ${Object.entries(m.cpuMsPerImage).map(([part, ms]) => `${part} ${ms}`).join(', ')}; of which the model ${m.modelMsPerImage}`),
+      `  ${name}: ${Object.entries(m.cpuMsPerImage).map(([part, ms]) => `${part} ${ms}`).join(', ')}; time in the model's run ${m.modelWallMsPerImage}`),
   ];
   return `${lines.join('\n')}\n`;
 }
