@@ -80,13 +80,19 @@ interface Measured {
    * the model's own CPU, taken as the raw model's one-thread p50 on an otherwise idle machine.
    */
   outsideModelMsPerImage: number;
+  /** visq at saturation: images per model run (dynamic batching) and decisions per transaction (group commit), on average. */
+  imagesPerModelRun?: number;
+  decisionsPerCommit?: number;
 }
+
+/** Running totals a server reports; measure() takes their growth over the saturation phase. */
+interface ServerCounters { modelMs: number; batchImages?: [sum: number, count: number]; decisionsPerCommit?: [sum: number, count: number] }
 
 /**
  * Light load, then a closed loop: each camera sends its next image once the answer to the previous
  * one is back, so the system stays full without a growing queue.
  */
-async function measure(send: (camera: number, serial: string) => Promise<number>, cpu: () => Map<string, number>, modelMs: () => Promise<number>, modelCpuMs: number): Promise<Measured> {
+async function measure(send: (camera: number, serial: string) => Promise<number>, cpu: () => Map<string, number>, counters: () => Promise<ServerCounters>, modelCpuMs: number): Promise<Measured> {
   for (let i = 0; i < 5; i++) await send(0, `warm-${i}`);
   const light: number[] = [];
   for (let i = 0; i < lightCount; i++) light.push(await send(0, `light-${i}`));
@@ -94,7 +100,7 @@ async function measure(send: (camera: number, serial: string) => Promise<number>
   let n = 0;
   let failed = 0;
   const cpuBefore = cpu();
-  const modelBefore = await modelMs();
+  const before = await counters();
   const start = performance.now();
   const end = start + seconds * 1000;
   await Promise.all(Array.from({ length: concurrency }, async (_, camera) => {
@@ -108,7 +114,9 @@ async function measure(send: (camera: number, serial: string) => Promise<number>
   }));
   const elapsed = (performance.now() - start) / 1000;
   const spent = cpuSpent(cpuBefore, cpu());
-  const model = (await modelMs()) - modelBefore;
+  const after = await counters();
+  const model = after.modelMs - before.modelMs;
+  const mean = (a?: [number, number], b?: [number, number]) => (a && b && a[1] > b[1] ? round((a[0] - b[0]) / (a[1] - b[1]), 2) : undefined);
   const images = latencies.length;
   const perImage = (ms: number) => round(ms / Math.max(1, images), 2);
   const cpuMsPerImage = Object.fromEntries([...spent].filter(([, ms]) => ms > 0).sort(([a], [b]) => a.localeCompare(b)).map(([part, ms]) => [part, perImage(ms)]));
@@ -117,6 +125,7 @@ async function measure(send: (camera: number, serial: string) => Promise<number>
     throughputPerSecond: round(images / elapsed, 1), images, failed,
     saturationMs: summary(latencies), lightLoadMs: summary(light),
     cpuMsPerImage, modelWallMsPerImage: perImage(model), outsideModelMsPerImage: round(serverMs / Math.max(1, images) - modelCpuMs, 2),
+    imagesPerModelRun: mean(after.batchImages, before.batchImages), decisionsPerCommit: mean(after.decisionsPerCommit, before.decisionsPerCommit),
   };
 }
 
@@ -139,8 +148,8 @@ async function runPeer(modelFolder: string, nextImage: () => Buffer<ArrayBuffer>
       await res.json();
       return performance.now() - t;
     };
-    const modelMs = async () => ((await (await fetch(`http://127.0.0.1:${port}/model-ms`)).json()) as { modelMs: number }).modelMs;
-    return await measure(send, () => cpuByPart({ peer: peer.pid! }), modelMs, modelCpuMs);
+    const counters = async () => ({ modelMs: ((await (await fetch(`http://127.0.0.1:${port}/model-ms`)).json()) as { modelMs: number }).modelMs });
+    return await measure(send, () => cpuByPart({ peer: peer.pid! }), counters, modelCpuMs);
   } finally {
     peer.kill('SIGTERM');
   }
@@ -205,11 +214,13 @@ async function runVisq(variant: string, modelsDir: string, planFile: string | un
       arrived.delete(id);
       return at - t;
     };
-    const modelMs = async () => {
+    const counters = async (): Promise<ServerCounters> => {
       const text = await (await fetch(`${visq.base}/metrics`)).text();
-      return Number(/^visq_inference_duration_seconds_sum (\S+)$/m.exec(text)?.[1] ?? 0) * 1000;
+      const value = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? 0);
+      const histogram = (name: string): [number, number] => [value(`${name}_sum`), value(`${name}_count`)];
+      return { modelMs: value('visq_inference_duration_seconds_sum') * 1000, batchImages: histogram('visq_inference_batch_images'), decisionsPerCommit: histogram('visq_decisions_per_commit') };
     };
-    const result = await measure(send, () => cpuByPart({ visq: visq.pid }), modelMs, modelCpuMs);
+    const result = await measure(send, () => cpuByPart({ visq: visq.pid }), counters, modelCpuMs);
     await mes.endAsync();
     return result;
   } finally {
@@ -281,7 +292,8 @@ function report(r: { machine: { cores: number; cpu?: string; node: string }; mod
     '',
     'CPU ms per image at saturation:',
     ...[['peer', r.peer] as const, ...Object.entries(r.visq).map(([v, m]) => [`visq ${v}`, m] as const)].map(([name, m]) =>
-      `  ${name}: ${Object.entries(m.cpuMsPerImage).map(([part, ms]) => `${part} ${ms}`).join(', ')}; time in the model's run ${m.modelWallMsPerImage}`),
+      `  ${name}: ${Object.entries(m.cpuMsPerImage).map(([part, ms]) => `${part} ${ms}`).join(', ')}; time in the model's run ${m.modelWallMsPerImage}` +
+      (m.imagesPerModelRun ? `; images per model run ${m.imagesPerModelRun}, decisions per commit ${m.decisionsPerCommit}` : '')),
   ];
   return `${lines.join('\n')}\n`;
 }
