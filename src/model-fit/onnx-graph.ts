@@ -59,6 +59,8 @@ export class GraphBuilder {
   private readonly inputs: ValueInfoProto[] = [];
   private readonly outputs: ValueInfoProto[] = [];
   private readonly usedNames = new Set<string>();
+  /** Operator sets of other domains that adopted nodes need (e.g. com.microsoft for QLinearAdd). */
+  private readonly extraOpsets = new Map<string, number>();
 
   constructor(private readonly graphName: string) {}
 
@@ -141,6 +143,19 @@ export class GraphBuilder {
     return names;
   }
 
+  /**
+   * Takes over nodes and initializers of another graph (a pretrained backbone) as they are: their
+   * tensor names must already be unique here (prefix them first), and `opsets` names the operator
+   * sets of domains other than the default one that those nodes use.
+   */
+  adopt(nodes: readonly NodeProto[], initializers: readonly TensorProto[], opsets: ReadonlyMap<string, number> = new Map()): void {
+    for (const node of nodes) for (const name of node.output ?? []) this.usedNames.add(name);
+    for (const tensor of initializers) this.usedNames.add(tensor.name as string);
+    this.nodes.push(...nodes);
+    this.initializers.push(...initializers);
+    for (const [domain, version] of opsets) this.extraOpsets.set(domain, version);
+  }
+
   /** Serialises the model (ONNX protobuf bytes). */
   toBytes(metadata: Record<string, string> = {}, docString = ''): Uint8Array {
     const model = onnx.ModelProto.create({
@@ -148,7 +163,7 @@ export class GraphBuilder {
       producerName: 'visq-model-fit',
       producerVersion: '1',
       docString,
-      opsetImport: [{ domain: '', version: OPSET_VERSION }],
+      opsetImport: [{ domain: '', version: OPSET_VERSION }, ...[...this.extraOpsets].map(([domain, version]) => ({ domain, version }))],
       metadataProps: Object.entries(metadata).map(([key, value]) => ({ key, value })),
       graph: {
         name: this.graphName,

@@ -1,0 +1,116 @@
+/**
+ * PaDiM-style statistics (Defard et al. 2021): one Gaussian per feature-map position over the
+ * pretrained features there, fitted on good images only. A position's anomaly is the Mahalanobis
+ * distance of its feature to that Gaussian; the image score is the maximum over positions.
+ *
+ * The distance is stored as a whitening matrix per position: with the covariance Σ + εI = L·Lᵀ
+ * (Cholesky), d(x) = ‖L⁻¹(x − μ)‖. The graph computes it as one batched MatMul with (L⁻¹)ᵀ, so this
+ * module keeps (L⁻¹)ᵀ, and `distances` computes exactly what the graph will.
+ */
+
+export interface GaussianStatistics {
+  positions: number;
+  /** Feature length per position. */
+  dims: number;
+  /** positions × dims. */
+  mean: Float32Array;
+  /** positions × dims × dims: per position the transposed inverse Cholesky factor, row-major. */
+  whiteningTransposed: Float32Array;
+}
+
+/** Added to every covariance's diagonal (PaDiM's 0.01): keeps it invertible with fewer images than dimensions. */
+export const COVARIANCE_EPSILON = 0.01;
+
+/**
+ * Fits the statistics. `features[i]` is image i's positions × dims features, position-major
+ * (dims values of position 0, then of position 1, …).
+ */
+export function fitGaussianStatistics(features: readonly Float32Array[], positions: number, dims: number, epsilon = COVARIANCE_EPSILON): GaussianStatistics {
+  const n = features.length;
+  if (n < 2) throw new RangeError(`Gaussian statistics need at least 2 images, got ${n}`);
+  for (const f of features) if (f.length !== positions * dims) throw new RangeError(`features of ${f.length} values for ${positions} positions × ${dims}`);
+  const mean = new Float32Array(positions * dims);
+  const whiteningTransposed = new Float32Array(positions * dims * dims);
+  const mu = new Float64Array(dims);
+  const covariance = new Float64Array(dims * dims);
+  const centred = new Float64Array(dims);
+  for (let p = 0; p < positions; p++) {
+    const offset = p * dims;
+    mu.fill(0);
+    for (const f of features) for (let j = 0; j < dims; j++) mu[j] += f[offset + j] as number;
+    for (let j = 0; j < dims; j++) mu[j] /= n;
+    covariance.fill(0);
+    for (const f of features) {
+      for (let j = 0; j < dims; j++) centred[j] = (f[offset + j] as number) - (mu[j] as number);
+      // Lower triangle only; mirrored below.
+      for (let a = 0; a < dims; a++) {
+        const ca = centred[a] as number;
+        const row = a * dims;
+        for (let b = 0; b <= a; b++) covariance[row + b] += ca * (centred[b] as number);
+      }
+    }
+    for (let a = 0; a < dims; a++) {
+      for (let b = 0; b <= a; b++) covariance[a * dims + b] /= n - 1;
+      covariance[a * dims + a] += epsilon;
+    }
+    const inverseFactor = inverseCholeskyFactor(covariance, dims);
+    for (let j = 0; j < dims; j++) mean[offset + j] = mu[j] as number;
+    const target = p * dims * dims;
+    // (L⁻¹)ᵀ[a][b] = L⁻¹[b][a]
+    for (let a = 0; a < dims; a++) for (let b = 0; b < dims; b++) whiteningTransposed[target + a * dims + b] = inverseFactor[b * dims + a] as number;
+  }
+  return { positions, dims, mean, whiteningTransposed };
+}
+
+/**
+ * L⁻¹ for the Cholesky factor L of the symmetric positive definite matrix whose lower triangle is
+ * given (row-major, n × n). Returned lower-triangular, row-major.
+ */
+export function inverseCholeskyFactor(lowerTriangle: Float64Array, n: number): Float64Array {
+  const l = new Float64Array(n * n);
+  for (let i = 0; i < n; i++) {
+    for (let j = 0; j <= i; j++) {
+      let sum = lowerTriangle[i * n + j] as number;
+      for (let k = 0; k < j; k++) sum -= (l[i * n + k] as number) * (l[j * n + k] as number);
+      if (i === j) {
+        if (!(sum > 0)) throw new RangeError('covariance is not positive definite');
+        l[i * n + i] = Math.sqrt(sum);
+      } else l[i * n + j] = sum / (l[j * n + j] as number);
+    }
+  }
+  // Forward substitution, column by column: L · X = I.
+  const inverse = new Float64Array(n * n);
+  for (let column = 0; column < n; column++) {
+    for (let i = column; i < n; i++) {
+      let sum = i === column ? 1 : 0;
+      for (let k = column; k < i; k++) sum -= (l[i * n + k] as number) * (inverse[k * n + column] as number);
+      inverse[i * n + column] = sum / (l[i * n + i] as number);
+    }
+  }
+  return inverse;
+}
+
+/** The Mahalanobis distance at every position of one image's features (as the graph computes it). */
+export function distances(statistics: GaussianStatistics, features: Float32Array): Float32Array {
+  const { positions, dims, mean, whiteningTransposed } = statistics;
+  const out = new Float32Array(positions);
+  const centred = new Float64Array(dims);
+  for (let p = 0; p < positions; p++) {
+    const offset = p * dims;
+    for (let j = 0; j < dims; j++) centred[j] = (features[offset + j] as number) - (mean[offset + j] as number);
+    const matrix = p * dims * dims;
+    let squared = 0;
+    for (let b = 0; b < dims; b++) {
+      let value = 0;
+      for (let a = 0; a < dims; a++) value += (centred[a] as number) * (whiteningTransposed[matrix + a * dims + b] as number);
+      squared += value * value;
+    }
+    out[p] = Math.sqrt(squared);
+  }
+  return out;
+}
+
+/** An image's score: its largest distance. */
+export function imageScore(statistics: GaussianStatistics, features: Float32Array): number {
+  return distances(statistics, features).reduce((max, d) => Math.max(max, d), 0);
+}
