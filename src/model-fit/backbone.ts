@@ -74,9 +74,10 @@ export function backboneGraphFrom(bytes: Uint8Array, spec: BackboneSpec): Backbo
   const model = onnxProto.onnx.ModelProto.decode(bytes);
   const graph = model.graph;
   if (!graph) throw new BackboneError('the backbone file has no graph');
+  const graphNodes = graph.node ?? [];
   const producer = new Map<string, NodeProto>();
-  for (const node of graph.node) for (const output of node.output) producer.set(output, node);
-  const initializerByName = new Map(graph.initializer.map((t) => [t.name, t]));
+  for (const node of graphNodes) for (const output of node.output ?? []) producer.set(output, node);
+  const initializerByName = new Map((graph.initializer ?? []).map((t) => [t.name as string, t]));
   const needed = new Set<NodeProto>();
   const neededInitializers = new Set<string>();
   const pending = spec.taps.flatMap((t) => [t.quantized, t.scale, t.zeroPoint]);
@@ -93,16 +94,16 @@ export function backboneGraphFrom(bytes: Uint8Array, spec: BackboneSpec): Backbo
     }
     if (needed.has(node)) continue;
     needed.add(node);
-    pending.push(...node.input);
+    pending.push(...(node.input ?? []));
   }
   const rename = (name: string): string => (name === '' ? '' : PREFIX + name);
-  const nodes = graph.node
+  const nodes = graphNodes
     .filter((node) => needed.has(node))
-    .map((node) => ({ ...node, name: rename(node.name ?? ''), input: node.input.map(rename), output: node.output.map(rename) }));
+    .map((node) => ({ ...node, name: rename(node.name ?? ''), input: (node.input ?? []).map(rename), output: (node.output ?? []).map(rename) }));
   const initializers = [...neededInitializers].map((name) => ({ ...(initializerByName.get(name) as TensorProto), name: rename(name) }));
   const opsets = new Map<string, number>();
   const domains = new Set(nodes.map((n) => n.domain ?? '').filter((d) => d !== ''));
-  for (const opset of model.opsetImport) if (opset.domain && domains.has(opset.domain)) opsets.set(opset.domain, Number(opset.version));
+  for (const opset of model.opsetImport ?? []) if (opset.domain && domains.has(opset.domain)) opsets.set(opset.domain, Number(opset.version));
   return { spec, nodes, initializers, opsets };
 }
 

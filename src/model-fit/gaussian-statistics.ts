@@ -37,8 +37,8 @@ export function fitGaussianStatistics(features: readonly Float32Array[], positio
   for (let p = 0; p < positions; p++) {
     const offset = p * dims;
     mu.fill(0);
-    for (const f of features) for (let j = 0; j < dims; j++) mu[j] += f[offset + j] as number;
-    for (let j = 0; j < dims; j++) mu[j] /= n;
+    for (const f of features) for (let j = 0; j < dims; j++) mu[j] = (mu[j] as number) + (f[offset + j] as number);
+    for (let j = 0; j < dims; j++) mu[j] = (mu[j] as number) / n;
     covariance.fill(0);
     for (const f of features) {
       for (let j = 0; j < dims; j++) centred[j] = (f[offset + j] as number) - (mu[j] as number);
@@ -46,12 +46,12 @@ export function fitGaussianStatistics(features: readonly Float32Array[], positio
       for (let a = 0; a < dims; a++) {
         const ca = centred[a] as number;
         const row = a * dims;
-        for (let b = 0; b <= a; b++) covariance[row + b] += ca * (centred[b] as number);
+        for (let b = 0; b <= a; b++) covariance[row + b] = (covariance[row + b] as number) + ca * (centred[b] as number);
       }
     }
     for (let a = 0; a < dims; a++) {
-      for (let b = 0; b <= a; b++) covariance[a * dims + b] /= n - 1;
-      covariance[a * dims + a] += epsilon;
+      for (let b = 0; b <= a; b++) covariance[a * dims + b] = (covariance[a * dims + b] as number) / (n - 1);
+      covariance[a * dims + a] = (covariance[a * dims + a] as number) + epsilon;
     }
     const inverseFactor = inverseCholeskyFactor(covariance, dims);
     for (let j = 0; j < dims; j++) mean[offset + j] = mu[j] as number;
