@@ -40,7 +40,15 @@ export function calibrateThreshold(
     const sorted = [...badScores].sort((a, b) => a - b);
     // Scores below t are accepted: the lowest `accepted` bad scores may be, no more.
     const accepted = Math.floor(limit * sorted.length + 1e-9);
-    threshold = accepted >= sorted.length ? Math.max(...sorted, ...goodScores) * (1 + 1e-6) + 1e-9 : (sorted[accepted] as number);
+    const spread = Math.max(...sorted, ...goodScores) - Math.min(...sorted, ...goodScores);
+    if (accepted >= sorted.length) threshold = Math.max(...sorted, ...goodScores) + 1e-3 * spread + 1e-9;
+    else {
+      // Just below the lowest defective score that must be flagged, not on it: the graph computes
+      // in float32, and a score equal to the threshold could come out a hair below it.
+      const flagged = sorted[accepted] as number;
+      const below = accepted > 0 ? (flagged - (sorted[accepted - 1] as number)) / 2 : Infinity;
+      threshold = flagged - Math.min(below, 1e-3 * spread + 1e-9);
+    }
     rule = 'max-false-accept-rate';
   } else {
     threshold = quantile([...goodScores], options.goodQuantile ?? DEFAULT_GOOD_QUANTILE);

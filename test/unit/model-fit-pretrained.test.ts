@@ -104,9 +104,9 @@ describe('threshold calibration', () => {
       expect(c.rule).toBe('max-false-accept-rate');
       expect(c.falseAcceptRate).toBeLessThanOrEqual(limit);
       expect(bad.filter((s) => s < c.threshold).length / bad.length).toBe(c.falseAcceptRate);
-      // Any higher threshold would accept one more defective image than allowed.
-      const next = Math.min(...bad.filter((s) => s > c.threshold));
-      expect(bad.filter((s) => s < next).length / bad.length).toBeGreaterThan(limit);
+      // A threshold above the next defective score would accept one more defective image than allowed.
+      const next = Math.min(...bad.filter((s) => s >= c.threshold));
+      expect(bad.filter((s) => s <= next).length / bad.length).toBeGreaterThan(limit);
     }
     const strict = calibrateThreshold(good, bad, { maxFalseAcceptRate: 0 });
     const lenient = calibrateThreshold(good, bad, { maxFalseAcceptRate: 0.2 });
