@@ -15,7 +15,7 @@ import { evaluateAnomalyModel, readManifest, type EvaluationResult } from './eva
 import { DEFAULT_INPUT_SIZE, ModelFitError, fitAnomalyModel, type FitProgress } from './fit.js';
 import { DEFAULT_MAX_FALSE_ACCEPT_RATE } from './calibration.js';
 import { SIDE_MULTIPLE, type TilingMode } from './input-geometry.js';
-import { fitPretrainedModel } from './pretrained-fit.js';
+import { fitPretrainedModel, UnalignedImagesError, type FitPretrainedModelResult } from './pretrained-fit.js';
 import { MODEL_ID_PATTERN, defectTypeOf, findMasks, idFromFolder, isDirectory, listImages } from './image-folders.js';
 import { auroc } from './metrics.js';
 
@@ -55,7 +55,7 @@ function progressPrinter(): (p: FitProgress) => void {
   };
 }
 
-export const FIT_METHODS = ['pretrained', 'pca-patches'] as const;
+export const FIT_METHODS = ['auto', 'pretrained', 'pca-patches'] as const;
 export type FitMethod = (typeof FIT_METHODS)[number];
 
 interface FitOptions {
@@ -84,7 +84,8 @@ async function fitCommand(options: FitOptions): Promise<void> {
   const started = performance.now();
   const id = options.id ?? idFromFolder(resolve(options.out));
   if (!MODEL_ID_PATTERN.test(id)) throw new InvalidInputError('invalid_argument', `--id "${id}": lower-case letters, digits, ".", "_" or "-", starting with a letter or digit`);
-  const pretrained = options.method === 'pretrained';
+  // auto: pretrained features when the good images show aligned parts, else pca-patches.
+  const pretrained = options.method !== 'pca-patches';
   if (pretrained) {
     if (options.inputSize !== undefined && (options.inputSize % SIDE_MULTIPLE !== 0 || options.inputSize < 2 * SIDE_MULTIPLE)) {
       throw new InvalidInputError('invalid_argument', `--input-size ${options.inputSize}: with --method pretrained, the short side, a multiple of ${SIDE_MULTIPLE}, at least ${2 * SIDE_MULTIPLE}`);
@@ -131,30 +132,39 @@ async function fitCommand(options: FitOptions): Promise<void> {
     (options.valBad ? ` --val-bad ${options.valBad}` : '') +
     (options.bad ? ` --bad ${options.bad}` : '') +
     (options.maxFalseAcceptRate !== undefined ? ` --max-false-accept-rate ${options.maxFalseAcceptRate}` : '');
-  let summary: Record<string, unknown>;
-  let skipped: { file: string; reason: string }[];
+  let summary: Record<string, unknown> | null = null;
+  let skipped: { file: string; reason: string }[] = [];
   try {
+    let result: FitPretrainedModelResult | null = null;
     if (pretrained) {
-      const result = await fitPretrainedModel({
-        goodImages: good,
-        valGood,
-        bad,
-        ...(options.maxFalseAcceptRate !== undefined ? { maxFalseAcceptRate: options.maxFalseAcceptRate } : {}),
-        tiling: options.tiling,
-        ...(options.inputSize !== undefined ? { shortSide: options.inputSize } : {}),
-        outDir: out,
-        id,
-        version: options.modelVersion,
-        onProgress: printProgress,
-        card: { data, reproduce },
-      });
+      try {
+        result = await fitPretrainedModel({
+          requireAlignment: options.method === 'auto',
+          goodImages: good,
+          valGood,
+          bad,
+          ...(options.maxFalseAcceptRate !== undefined ? { maxFalseAcceptRate: options.maxFalseAcceptRate } : {}),
+          tiling: options.tiling,
+          ...(options.inputSize !== undefined ? { shortSide: options.inputSize } : {}),
+          outDir: out,
+          id,
+          version: options.modelVersion,
+          onProgress: printProgress,
+          card: { data, reproduce },
+        });
+      } catch (error) {
+        if (!(error instanceof UnalignedImagesError)) throw error;
+        log(`[features] ${error.message.split(';')[0]}: --method auto fits pca-patches (location-free) instead`);
+      }
+    }
+    if (result) {
       skipped = result.skipped;
       const c = result.calibration;
       summary = {
         id: result.manifest.id,
         version: result.manifest.version,
         out,
-        method: options.method,
+        method: 'pretrained',
         sha256: result.manifest.sha256,
         measures: result.manifest.measures,
         input: { width: result.geometry.width, height: result.geometry.height, tiles: result.geometry.tiles.length },
@@ -173,15 +183,17 @@ async function fitCommand(options: FitOptions): Promise<void> {
         },
       };
     } else {
-      const inputSize = options.inputSize ?? DEFAULT_INPUT_SIZE;
-      const result = await fitAnomalyModel({ goodImages: good, valGood, valBad, outDir: out, id, version: options.modelVersion, inputSize, onProgress: printProgress, card: { data, reproduce } });
+      // Under auto, --input-size and --bad were meant for the pretrained method: the square input
+      // keeps its default, and the defective images set the threshold at the best F1.
+      const inputSize = options.method === 'pca-patches' ? (options.inputSize ?? DEFAULT_INPUT_SIZE) : DEFAULT_INPUT_SIZE;
+      const result = await fitAnomalyModel({ goodImages: good, valGood, valBad: valBad.length ? valBad : bad, outDir: out, id, version: options.modelVersion, inputSize, onProgress: printProgress, card: { data, reproduce } });
       skipped = result.skipped;
       const c = result.calibration;
       summary = {
         id: result.manifest.id,
         version: result.manifest.version,
         out,
-        method: options.method,
+        method: 'pca-patches',
         sha256: result.manifest.sha256,
         measures: result.manifest.measures,
         inputSize,
@@ -204,7 +216,7 @@ async function fitCommand(options: FitOptions): Promise<void> {
   for (const entry of skipped) log(`skipped ${entry.file}: ${entry.reason}`);
   const seconds = (performance.now() - started) / 1000;
   log(`wrote ${join(out, 'model.onnx')} and ${join(out, 'model.json')} in ${seconds.toFixed(1)} s`);
-  process.stdout.write(`${JSON.stringify({ ...summary, seconds: Number(seconds.toFixed(1)) })}\n`);
+  process.stdout.write(`${JSON.stringify({ ...(summary as Record<string, unknown>), seconds: Number(seconds.toFixed(1)) })}\n`);
 }
 
 interface EvalOptions {
@@ -348,7 +360,7 @@ export function registerModelCommands(program: Command): void {
     .requiredOption('--out <dir>', 'the model folder to write (copy it into VISQ_MODELS_DIR)')
     .option('--id <id>', 'model id for quality plans (default: the --out folder name)')
     .option('--model-version <version>', 'model version (in model.json and every verdict that used it)', '1.0.0')
-    .option('--method <method>', 'pretrained: per-position Gaussians on the shipped ImageNet backbone\'s features; pca-patches: the earlier memory bank of PCA patch features', oneOf(FIT_METHODS), 'pretrained')
+    .option('--method <method>', "pretrained: per-position Gaussians on the shipped ImageNet backbone's features (aligned parts); pca-patches: the location-free memory bank of PCA patch features; auto: pretrained unless the good images are not aligned parts", oneOf(FIT_METHODS), 'auto')
     .option('--tiling <mode>', 'pretrained: auto cuts large images (short side ≥ 672 px) into overlapping 224-px tiles; off: one view', oneOf(['auto', 'off'] as const), 'auto')
     .option('--input-size <px>', `pretrained: the model input's short side (a multiple of ${SIDE_MULTIPLE}; default 224, 416 tiled; the long side keeps the training images' aspect ratio); pca-patches: the square input size, a multiple of 8 (default ${DEFAULT_INPUT_SIZE})`, positiveInteger)
     .option('--val-good <dir>', 'good validation images for the threshold (default: cross-validation on --good)')

@@ -114,3 +114,31 @@ export function distances(statistics: GaussianStatistics, features: Float32Array
 export function imageScore(statistics: GaussianStatistics, features: Float32Array): number {
   return distances(statistics, features).reduce((max, d) => Math.max(max, d), 0);
 }
+
+/**
+ * The share of the features' variance that position explains (1 − within-position variance /
+ * total variance), over good images: high when parts sit at the same place in every image (a
+ * per-position model then knows what to expect where), low when every image shows a different
+ * region (PCB crops), where a per-position model has nothing to go on.
+ */
+export function positionExplainedVariance(features: readonly Float32Array[], positions: number, dims: number): number {
+  const n = features.length;
+  const overallMean = new Float64Array(dims);
+  for (const f of features) for (let i = 0; i < positions * dims; i++) overallMean[i % dims] = (overallMean[i % dims] as number) + (f[i] as number);
+  for (let j = 0; j < dims; j++) overallMean[j] = (overallMean[j] as number) / (n * positions);
+  let total = 0;
+  let within = 0;
+  const positionMean = new Float64Array(dims);
+  for (let p = 0; p < positions; p++) {
+    positionMean.fill(0);
+    for (const f of features) for (let j = 0; j < dims; j++) positionMean[j] = (positionMean[j] as number) + (f[p * dims + j] as number) / n;
+    for (const f of features) {
+      for (let j = 0; j < dims; j++) {
+        const value = f[p * dims + j] as number;
+        within += (value - (positionMean[j] as number)) ** 2;
+        total += (value - (overallMean[j] as number)) ** 2;
+      }
+    }
+  }
+  return total > 0 ? 1 - within / total : 0;
+}
