@@ -15,7 +15,7 @@
  * Split (seeded, deterministic): up to 200 good images to fit, then up to 200 other good and up to
  * 200 defective images held out (DeepPCB: even/odd pairs, as eval-deeppcb.ts).
  *
- *   npx tsx tools/eval-real-sets.ts [--mirrors /work/.mirror] [--sets magnetic-tile,casting] [--methods pretrained,pca-patches] [--json]
+ *   npx tsx tools/eval-real-sets.ts [--mirrors /work/.mirror] [--sets magnetic-tile,casting] [--methods auto,pretrained,pca-patches] [--json]
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -27,7 +27,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { hashSeed, Random } from '../src/model-fit/random.js';
 import { evaluateAnomalyModel, fitAnomalyModel, measureLatency } from '../src/model-fit/index.js';
-import { fitPretrainedModel } from '../src/model-fit/pretrained-fit.js';
+import { fitPretrainedModel, UnalignedImagesError } from '../src/model-fit/pretrained-fit.js';
 
 const repositoryRoot = resolve(fileURLToPath(new URL('..', import.meta.url)));
 const TRAIN_GOOD = 200;
@@ -149,8 +149,10 @@ const SETS: Record<string, { source: string; licence: string; read: SetReader }>
   },
 };
 
-const METHODS = ['pretrained', 'pca-patches'] as const;
+/** auto is what `visq model fit` does by default; pca-patches was the default before pretrained features. */
+const METHODS = ['auto', 'pretrained', 'pca-patches'] as const;
 type Method = (typeof METHODS)[number];
+const DEFAULT_METHODS: Method[] = ['auto', 'pca-patches'];
 const round = (value: number, digits = 4): number => Number(value.toFixed(digits));
 
 async function measure(method: Method, data: Split, outDir: string, log: (line: string) => void) {
@@ -158,8 +160,16 @@ async function measure(method: Method, data: Split, outDir: string, log: (line: 
   const progress = ({ stage, message, done }: { stage: string; message: string; done?: number }): void => {
     if (done === undefined) log(`  [${stage}] ${message}`);
   };
-  if (method === 'pretrained') await fitPretrainedModel({ goodImages: data.train, outDir, id: 'real-set', version: '0.0.0', onProgress: progress });
-  else await fitAnomalyModel({ goodImages: data.train, outDir, id: 'real-set', version: '0.0.0', onProgress: progress });
+  let chosen: Method = method === 'auto' ? 'pretrained' : method;
+  if (chosen === 'pretrained') {
+    try {
+      await fitPretrainedModel({ goodImages: data.train, outDir, id: 'real-set', version: '0.0.0', onProgress: progress, requireAlignment: method === 'auto' });
+    } catch (error) {
+      if (!(error instanceof UnalignedImagesError)) throw error;
+      chosen = 'pca-patches';
+    }
+  }
+  if (chosen === 'pca-patches') await fitAnomalyModel({ goodImages: data.train, outDir, id: 'real-set', version: '0.0.0', onProgress: progress });
   const fitSeconds = (performance.now() - started) / 1000;
   const evaluation = await evaluateAnomalyModel({ modelDir: outDir, good: data.testGood, bad: data.testBad });
   const latency = await measureLatency(outDir, data.testGood, 30, 1);
@@ -167,6 +177,7 @@ async function measure(method: Method, data: Split, outDir: string, log: (line: 
   const bad = evaluation.scores.filter((s) => s.label === 'bad');
   return {
     method,
+    chosen,
     image_auroc: round(evaluation.auroc),
     false_reject_rate_at_0_5: round(good.filter((s) => s.score >= 0.5).length / good.length),
     defects_found_at_0_5: round(bad.filter((s) => s.score >= 0.5).length / bad.length),
@@ -182,7 +193,8 @@ async function main(): Promise<void> {
   });
   const log = (line: string): void => void process.stderr.write(`${line}\n`);
   const setNames = values.sets ? values.sets.split(',') : Object.keys(SETS);
-  const methods = (values.methods ? values.methods.split(',') : [...METHODS]) as Method[];
+  const methods = (values.methods ? values.methods.split(',') : DEFAULT_METHODS) as Method[];
+  for (const m of methods) if (!(METHODS as readonly string[]).includes(m)) throw new Error(`unknown method ${m}: one of ${METHODS.join(', ')}`);
   const results = [];
   for (const name of setNames) {
     const set = SETS[name];
@@ -209,8 +221,8 @@ async function main(): Promise<void> {
   }
   if (values.json) process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
   else {
-    const lines = ['| set | method | image AUROC | false rejects at 0.5 | defects found at 0.5 | fit (s) | p50 1 thread (ms) | model (MB) |', '|---|---|---|---|---|---|---|---|'];
-    for (const r of results) lines.push(`| ${r.set} | ${r.method} | ${r.image_auroc} | ${r.false_reject_rate_at_0_5} | ${r.defects_found_at_0_5} | ${r.fit_seconds} | ${r.p50_ms_1_thread} | ${r.model_mb} |`);
+    const lines = ['| set | method (chosen) | image AUROC | false rejects at 0.5 | defects found at 0.5 | fit (s) | p50 1 thread (ms) | model (MB) |', '|---|---|---|---|---|---|---|---|'];
+    for (const r of results) lines.push(`| ${r.set} | ${r.method}${r.method === r.chosen ? '' : ` (${r.chosen})`} | ${r.image_auroc} | ${r.false_reject_rate_at_0_5} | ${r.defects_found_at_0_5} | ${r.fit_seconds} | ${r.p50_ms_1_thread} | ${r.model_mb} |`);
     process.stdout.write(`${lines.join('\n')}\n`);
   }
 }
