@@ -15,7 +15,7 @@
  * Split (seeded, deterministic): up to 200 good images to fit, then up to 200 other good and up to
  * 200 defective images held out (DeepPCB: even/odd pairs, as eval-deeppcb.ts).
  *
- *   npx tsx tools/eval-real-sets.ts [--mirrors /work/.mirror] [--sets magnetic-tile,casting] [--methods auto,pretrained,pca-patches] [--json]
+ *   npx tsx tools/eval-real-sets.ts [--mirrors /work/.mirror] [--sets magnetic-tile,casting] [--methods auto,pretrained,pca-patches] [--tiling auto|on|off] [--json]
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -27,6 +27,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { hashSeed, Random } from '../src/model-fit/random.js';
 import { evaluateAnomalyModel, fitAnomalyModel, measureLatency } from '../src/model-fit/index.js';
+import type { TilingMode } from '../src/model-fit/input-geometry.js';
 import { fitPretrainedModel, UnalignedImagesError } from '../src/model-fit/pretrained-fit.js';
 
 const repositoryRoot = resolve(fileURLToPath(new URL('..', import.meta.url)));
@@ -155,7 +156,7 @@ type Method = (typeof METHODS)[number];
 const DEFAULT_METHODS: Method[] = ['auto', 'pca-patches'];
 const round = (value: number, digits = 4): number => Number(value.toFixed(digits));
 
-async function measure(method: Method, data: Split, outDir: string, log: (line: string) => void) {
+async function measure(method: Method, data: Split, outDir: string, tiling: TilingMode, log: (line: string) => void) {
   const started = performance.now();
   const progress = ({ stage, message, done }: { stage: string; message: string; done?: number }): void => {
     if (done === undefined) log(`  [${stage}] ${message}`);
@@ -163,7 +164,7 @@ async function measure(method: Method, data: Split, outDir: string, log: (line: 
   let chosen: Method = method === 'auto' ? 'pretrained' : method;
   if (chosen === 'pretrained') {
     try {
-      await fitPretrainedModel({ goodImages: data.train, outDir, id: 'real-set', version: '0.0.0', onProgress: progress, requireAlignment: method === 'auto' });
+      await fitPretrainedModel({ goodImages: data.train, outDir, id: 'real-set', version: '0.0.0', onProgress: progress, requireAlignment: method === 'auto', tiling });
     } catch (error) {
       if (!(error instanceof UnalignedImagesError)) throw error;
       chosen = 'pca-patches';
@@ -189,7 +190,7 @@ async function measure(method: Method, data: Split, outDir: string, log: (line: 
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
-    options: { mirrors: { type: 'string', default: '/work/.mirror' }, sets: { type: 'string' }, methods: { type: 'string' }, json: { type: 'boolean', default: false } },
+    options: { tiling: { type: 'string', default: 'auto' }, mirrors: { type: 'string', default: '/work/.mirror' }, sets: { type: 'string' }, methods: { type: 'string' }, json: { type: 'boolean', default: false } },
   });
   const log = (line: string): void => void process.stderr.write(`${line}\n`);
   const setNames = values.sets ? values.sets.split(',') : Object.keys(SETS);
@@ -211,7 +212,7 @@ async function main(): Promise<void> {
       log(`${name}: fit on ${data.train.length} good, held out ${data.testGood.length} good and ${data.testBad.length} defective (${data.note})`);
       for (const method of methods) {
         if (!existsSync(work)) await mkdir(work);
-        const row = { set: name, source: set.source, licence: set.licence, train_good: data.train.length, test_good: data.testGood.length, test_bad: data.testBad.length, ...(await measure(method, data, join(work, `model-${method}`), log)) };
+        const row = { set: name, source: set.source, licence: set.licence, train_good: data.train.length, test_good: data.testGood.length, test_bad: data.testBad.length, tiling: values.tiling, ...(await measure(method, data, join(work, `model-${method}`), values.tiling as TilingMode, log)) };
         log(`${name} ${method}: AUROC ${row.image_auroc}, fit ${row.fit_seconds} s, p50 ${row.p50_ms_1_thread} ms, ${row.model_mb} MB`);
         results.push(row);
       }

@@ -14,7 +14,7 @@ import { loadModelFolder, ModelLoadError, type RegisteredModel } from '../infere
 import { evaluateAnomalyModel, readManifest, type EvaluationResult } from './evaluate.js';
 import { DEFAULT_INPUT_SIZE, ModelFitError, fitAnomalyModel, type FitProgress } from './fit.js';
 import { DEFAULT_MAX_FALSE_ACCEPT_RATE } from './calibration.js';
-import { SIDE_MULTIPLE, type TilingMode } from './input-geometry.js';
+import { AUTO_TILING_SHORT_SIDE, SIDE_MULTIPLE, TILED_SHORT_SIDE, TILE_SIZE, type TilingMode } from './input-geometry.js';
 import { fitPretrainedModel, UnalignedImagesError, type FitPretrainedModelResult } from './pretrained-fit.js';
 import { MODEL_ID_PATTERN, defectTypeOf, findMasks, idFromFolder, isDirectory, listImages } from './image-folders.js';
 import { auroc } from './metrics.js';
@@ -361,7 +361,7 @@ export function registerModelCommands(program: Command): void {
     .option('--id <id>', 'model id for quality plans (default: the --out folder name)')
     .option('--model-version <version>', 'model version (in model.json and every verdict that used it)', '1.0.0')
     .option('--method <method>', "pretrained: per-position Gaussians on the shipped ImageNet backbone's features (aligned parts); pca-patches: the location-free memory bank of PCA patch features; auto: pretrained unless the good images are not aligned parts", oneOf(FIT_METHODS), 'auto')
-    .option('--tiling <mode>', 'pretrained: auto cuts large images (short side ≥ 672 px) into overlapping 224-px tiles; off: one view', oneOf(['auto', 'off'] as const), 'auto')
+    .option('--tiling <mode>', `pretrained: auto cuts large images (short side ≥ ${AUTO_TILING_SHORT_SIDE} px) into overlapping ${TILE_SIZE}-px tiles at a ${TILED_SHORT_SIDE}-px short side; on: tiles whatever the size (small defects on smaller images); off: one view`, oneOf(['auto', 'on', 'off'] as const), 'auto')
     .option('--input-size <px>', `pretrained: the model input's short side (a multiple of ${SIDE_MULTIPLE}; default 224, 416 tiled; the long side keeps the training images' aspect ratio); pca-patches: the square input size, a multiple of 8 (default ${DEFAULT_INPUT_SIZE})`, positiveInteger)
     .option('--val-good <dir>', 'good validation images for the threshold (default: cross-validation on --good)')
     .option('--bad <dir>', 'pretrained: defective images; the threshold is placed so that at most --max-false-accept-rate of them score below it')

@@ -46,7 +46,8 @@ export interface InputGeometry {
   tiles: Tile[];
 }
 
-export type TilingMode = 'auto' | 'off';
+/** auto: tiles for large images (short side ≥ AUTO_TILING_SHORT_SIDE); on: tiles whatever the size; off: one view. */
+export type TilingMode = 'auto' | 'on' | 'off';
 
 const roundTo = (value: number, multiple: number): number => Math.max(multiple, Math.round(value / multiple) * multiple);
 
@@ -74,7 +75,8 @@ export function inputGeometry(imageSizes: readonly Size[], options: { tiling?: T
   const height = median(imageSizes.map((s) => s.height));
   const imageShort = Math.min(width, height);
   const aspect = Math.min(Math.max(width, height) / imageShort, MAX_ASPECT_RATIO);
-  const tiled = (options.tiling ?? 'auto') === 'auto' && imageShort >= AUTO_TILING_SHORT_SIDE;
+  const mode = options.tiling ?? 'auto';
+  const tiled = mode === 'on' || (mode === 'auto' && imageShort >= AUTO_TILING_SHORT_SIDE);
   const shortSide = options.shortSide ?? (tiled ? TILED_SHORT_SIDE : TILE_SIZE);
   if (shortSide % SIDE_MULTIPLE !== 0 || shortSide < SIDE_MULTIPLE * 2) throw new RangeError(`input short side ${shortSide}: a multiple of ${SIDE_MULTIPLE}, at least ${SIDE_MULTIPLE * 2}`);
   const longSide = roundTo(shortSide * aspect, SIDE_MULTIPLE);

@@ -40,6 +40,9 @@ describe('input geometry', () => {
     expect(xs.at(-1)! + TILE_SIZE).toBe(g.width);
     expect(ys.at(-1)! + TILE_SIZE).toBe(g.height);
     expect(inputGeometry([{ width: 2448, height: 2048 }], { tiling: 'off' }).tiles).toHaveLength(1);
+    // --tiling on: tiles for a smaller image too (small defects on a 640×640 board crop).
+    expect(inputGeometry([{ width: 640, height: 640 }]).tiles).toHaveLength(1);
+    expect(inputGeometry([{ width: 640, height: 640 }], { tiling: 'on' }).tiles.length).toBeGreaterThan(1);
   });
 
   it('takes the short side from --input-size and refuses one that is not a multiple of 32', () => {
