@@ -134,7 +134,7 @@ async function main(): Promise<void> {
       inference_p50_ms_1_thread: round(latency.p50Ms, 2),
       inference_p90_ms_1_thread: round(latency.p90Ms, 2),
       measured_by: 'tools/build-demo-model.ts (fixed seeds; rerun to reproduce)',
-      same_method_elsewhere: 'docs/models.md: real circuit-board images (DeepPCB, tools/eval-deeppcb.ts), the bracket fixture part, fit time and model time',
+      same_method_elsewhere: 'docs/models.md#measured-figures: five public real defect data sets (tools/eval-real-sets.ts), the bracket fixture part, fit time and model time',
     });
 
     log(`wrote ${relative(process.cwd(), outDir)}/model.onnx and model.json (sha256 ${manifest.sha256})`);

@@ -10,6 +10,7 @@ import { performance } from 'node:perf_hooks';
 import { InvalidArgumentError, type Command } from 'commander';
 import { InvalidInputError } from '../errors.js';
 import { measureSpecs, type MeasureSpec } from '../inference/manifest.js';
+import type { AnomalyManifest } from '../inference/tasks/anomaly.js';
 import { loadModelFolder, ModelLoadError, type RegisteredModel } from '../inference/model-registry.js';
 import { evaluateAnomalyModel, readManifest, type EvaluationResult } from './evaluate.js';
 import { DEFAULT_INPUT_SIZE, ModelFitError, fitAnomalyModel, type FitProgress } from './fit.js';
@@ -132,6 +133,7 @@ async function fitCommand(options: FitOptions): Promise<void> {
     (options.valBad ? ` --val-bad ${options.valBad}` : '') +
     (options.bad ? ` --bad ${options.bad}` : '') +
     (options.maxFalseAcceptRate !== undefined ? ` --max-false-accept-rate ${options.maxFalseAcceptRate}` : '');
+  const summaryHead = (m: AnomalyManifest, method: FitMethod) => ({ id: m.id, version: m.version, out, method, sha256: m.sha256, measures: m.measures });
   let summary: Record<string, unknown> | null = null;
   let skipped: { file: string; reason: string }[] = [];
   try {
@@ -161,12 +163,7 @@ async function fitCommand(options: FitOptions): Promise<void> {
       skipped = result.skipped;
       const c = result.calibration;
       summary = {
-        id: result.manifest.id,
-        version: result.manifest.version,
-        out,
-        method: 'pretrained',
-        sha256: result.manifest.sha256,
-        measures: result.manifest.measures,
+        ...summaryHead(result.manifest, 'pretrained'),
         input: { width: result.geometry.width, height: result.geometry.height, tiles: result.geometry.tiles.length },
         modelBytes: result.modelBytes,
         trainingImages: result.trainingImages,
@@ -190,12 +187,7 @@ async function fitCommand(options: FitOptions): Promise<void> {
       skipped = result.skipped;
       const c = result.calibration;
       summary = {
-        id: result.manifest.id,
-        version: result.manifest.version,
-        out,
-        method: 'pca-patches',
-        sha256: result.manifest.sha256,
-        measures: result.manifest.measures,
+        ...summaryHead(result.manifest, 'pca-patches'),
         inputSize,
         trainingImages: result.trainingImages,
         skipped,

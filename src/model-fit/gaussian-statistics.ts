@@ -7,6 +7,7 @@
  * (Cholesky), d(x) = ‖L⁻¹(x − μ)‖. The graph computes it as one batched MatMul with (L⁻¹)ᵀ, so this
  * module keeps (L⁻¹)ᵀ, and `distances` computes exactly what the graph will.
  */
+import { inverseCholesky } from './location-statistics.js';
 
 export interface GaussianStatistics {
   positions: number;
@@ -53,41 +54,13 @@ export function fitGaussianStatistics(features: readonly Float32Array[], positio
       for (let b = 0; b <= a; b++) covariance[a * dims + b] = (covariance[a * dims + b] as number) / (n - 1);
       covariance[a * dims + a] = (covariance[a * dims + a] as number) + epsilon;
     }
-    const inverseFactor = inverseCholeskyFactor(covariance, dims);
+    const inverseFactor = inverseCholesky(covariance, dims);
     for (let j = 0; j < dims; j++) mean[offset + j] = mu[j] as number;
     const target = p * dims * dims;
     // (L⁻¹)ᵀ[a][b] = L⁻¹[b][a]
     for (let a = 0; a < dims; a++) for (let b = 0; b < dims; b++) whiteningTransposed[target + a * dims + b] = inverseFactor[b * dims + a] as number;
   }
   return { positions, dims, mean, whiteningTransposed };
-}
-
-/**
- * L⁻¹ for the Cholesky factor L of the symmetric positive definite matrix whose lower triangle is
- * given (row-major, n × n). Returned lower-triangular, row-major.
- */
-export function inverseCholeskyFactor(lowerTriangle: Float64Array, n: number): Float64Array {
-  const l = new Float64Array(n * n);
-  for (let i = 0; i < n; i++) {
-    for (let j = 0; j <= i; j++) {
-      let sum = lowerTriangle[i * n + j] as number;
-      for (let k = 0; k < j; k++) sum -= (l[i * n + k] as number) * (l[j * n + k] as number);
-      if (i === j) {
-        if (!(sum > 0)) throw new RangeError('covariance is not positive definite');
-        l[i * n + i] = Math.sqrt(sum);
-      } else l[i * n + j] = sum / (l[j * n + j] as number);
-    }
-  }
-  // Forward substitution, column by column: L · X = I.
-  const inverse = new Float64Array(n * n);
-  for (let column = 0; column < n; column++) {
-    for (let i = column; i < n; i++) {
-      let sum = i === column ? 1 : 0;
-      for (let k = column; k < i; k++) sum -= (l[i * n + k] as number) * (inverse[k * n + column] as number);
-      inverse[i * n + column] = sum / (l[i * n + i] as number);
-    }
-  }
-  return inverse;
 }
 
 /** The Mahalanobis distance at every position of one image's features (as the graph computes it). */

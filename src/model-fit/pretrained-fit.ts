@@ -10,13 +10,10 @@
  * good images, or --val-good — and, with defective images, placed by the false-accept limit
  * (calibration.ts); then the one graph with everything in it.
  */
-import { mkdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import sharp from 'sharp';
-import { anomalyManifestSchema } from '../inference/tasks/anomaly.js';
 import { loadBackbone, type BackboneGraph } from './backbone.js';
 import { calibrateThreshold, DEFAULT_GOOD_QUANTILE, DEFAULT_MAX_FALSE_ACCEPT_RATE, type ThresholdCalibration } from './calibration.js';
-import { MIN_TRAINING_IMAGES, ModelFitError, sha256Hex, type FitAnomalyModelResult, type FitProgress, type ModelCardText } from './fit.js';
+import { MIN_TRAINING_IMAGES, ModelFitError, writeFittedModel, type FitAnomalyModelResult, type FitProgress, type ModelCardText } from './fit.js';
 import { fitGaussianStatistics, imageScore, positionExplainedVariance, type GaussianStatistics } from './gaussian-statistics.js';
 import { inputGeometry, type InputGeometry, type Size, type TilingMode } from './input-geometry.js';
 import { auroc } from './metrics.js';
@@ -220,11 +217,6 @@ export async function fitPretrainedModel(options: FitPretrainedModelOptions): Pr
     metadata: { id: options.id, version: options.version, task: 'anomaly' },
     docString: 'visq anomaly model on pretrained MobileNetV2 features (per-position Gaussians); outputs normalised as anomalib (threshold at 0.5)',
   });
-  await mkdir(options.outDir, { recursive: true });
-  const modelPath = join(options.outDir, 'model.onnx');
-  const manifestPath = join(options.outDir, 'model.json');
-  await writeFile(modelPath, modelBytes);
-
   const calibrationMetrics: Record<string, unknown> = {
     good_scores_from: goodSource,
     threshold_rule:
@@ -242,31 +234,21 @@ export async function fitPretrainedModel(options: FitPretrainedModelOptions): Pr
   };
   if (badScores.length > 0) calibrationMetrics.image_auroc = round(auroc([...goodScores, ...badScores], [...goodScores.map(() => 0), ...badScores.map(() => 1)]), 4);
 
-  const card = options.card ?? {};
-  const manifest = anomalyManifestSchema.parse({
+  const { manifest, modelPath, manifestPath } = await writeFittedModel(options.outDir, {
     id: options.id,
     version: options.version,
-    task: 'anomaly',
-    file: 'model.onnx',
-    sha256: sha256Hex(modelBytes),
-    measures: ['anomaly_score'],
-    input: { name: 'input', width: geometry.width, height: geometry.height, layout: 'NCHW', channels: 'RGB', resize: 'stretch', normalization: null },
-    outputs: { score: 'pred_score', map: 'anomaly_map' },
-    scoreNormalization: null,
-    card: {
-      description: card.description ?? 'Anomaly detector fitted on good images only; scores in [0, 1], 0.5 at the fitted threshold.',
-      data: card.data ?? `${n} good images${badScores.length ? ` (+ ${badScores.length} defective images for the threshold)` : ''}`,
-      method: describeMethod(geometry, dims, available, n, goodSource, threshold.rule),
-      reproduce: card.reproduce ?? 'fitPretrainedModel() in src/model-fit/pretrained-fit.ts',
-      metrics: {
-        calibration: calibrationMetrics,
-        model: { input: `${geometry.width}×${geometry.height}`, tiles: geometry.tiles.length, channels: dims, positions: grid.positions, onnx_bytes: modelBytes.length },
-        ...card.metrics,
-      },
-      license: card.license ?? 'Apache-2.0 (backbone: MobileNetV2 from the ONNX Model Zoo, Apache-2.0)',
+    modelBytes,
+    size: geometry,
+    card: options.card ?? {},
+    data: `${n} good images${badScores.length ? ` (+ ${badScores.length} defective images for the threshold)` : ''}`,
+    method: describeMethod(geometry, dims, available, n, goodSource, threshold.rule),
+    reproduce: 'fitPretrainedModel() in src/model-fit/pretrained-fit.ts',
+    metrics: {
+      calibration: calibrationMetrics,
+      model: { input: `${geometry.width}×${geometry.height}`, tiles: geometry.tiles.length, channels: dims, positions: grid.positions, onnx_bytes: modelBytes.length },
     },
+    license: 'Apache-2.0 (backbone: MobileNetV2 from the ONNX Model Zoo, Apache-2.0)',
   });
-  await writeFile(manifestPath, `${JSON.stringify(manifest, null, 2)}\n`);
   return { manifest, modelPath, manifestPath, skipped, trainingImages: n, calibration, geometry, channels: dims, modelBytes: modelBytes.length };
 }
 
