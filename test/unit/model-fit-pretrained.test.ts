@@ -8,9 +8,9 @@ import * as ort from 'onnxruntime-node';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { loadBackbone, type BackboneGraph } from '../../src/model-fit/backbone.js';
 import { calibrateThreshold, normalisedScore } from '../../src/model-fit/calibration.js';
-import { distances, fitGaussianStatistics, imageScore } from '../../src/model-fit/gaussian-statistics.js';
+import { distances, fitGaussianStatistics, imageScore, positionExplainedVariance } from '../../src/model-fit/gaussian-statistics.js';
 import { inputGeometry, MIN_TILE_OVERLAP, SIDE_MULTIPLE, TILE_SIZE, type InputGeometry } from '../../src/model-fit/input-geometry.js';
-import { channelsForBudget, selectChannels } from '../../src/model-fit/pretrained-fit.js';
+import { channelsForBudget, MIN_POSITION_EXPLAINED_VARIANCE, selectChannels } from '../../src/model-fit/pretrained-fit.js';
 import { buildFeatureGraph, buildPretrainedModel, featureGrid, type FeatureLayout } from '../../src/model-fit/pretrained-graph.js';
 import { Random } from '../../src/model-fit/random.js';
 
@@ -86,6 +86,21 @@ function invert(m: number[][]): number[][] {
   }
   return a.map((row) => row.slice(n));
 }
+
+describe('alignment check', () => {
+  it('position explains nearly all the feature variance of aligned parts and little of unaligned images', () => {
+    const random = new Random(9);
+    const positions = 20;
+    const dims = 4;
+    // Aligned: each position has its own typical feature, images vary a little around it.
+    const typical = Array.from({ length: positions * dims }, () => 5 * random.gaussian());
+    const aligned = Array.from({ length: 30 }, () => Float32Array.from(typical, (t) => t + 0.3 * random.gaussian()));
+    // Unaligned: what a position shows is unrelated to where it is.
+    const unaligned = Array.from({ length: 30 }, () => Float32Array.from({ length: positions * dims }, () => 5 * random.gaussian()));
+    expect(positionExplainedVariance(aligned, positions, dims)).toBeGreaterThan(0.9);
+    expect(positionExplainedVariance(unaligned, positions, dims)).toBeLessThan(MIN_POSITION_EXPLAINED_VARIANCE);
+  });
+});
 
 describe('threshold calibration', () => {
   it('from good images only: the threshold is a high quantile of their scores, and the report gives the share flagged', () => {
