@@ -7,6 +7,7 @@
  * (Cholesky), d(x) = ‖L⁻¹(x − μ)‖. The graph computes it as one batched MatMul with (L⁻¹)ᵀ, so this
  * module keeps (L⁻¹)ᵀ, and `distances` computes exactly what the graph will.
  */
+import { roundToHalf } from './float16.js';
 import { inverseCholesky } from './location-statistics.js';
 
 export interface GaussianStatistics {
@@ -60,7 +61,8 @@ export function fitGaussianStatistics(features: readonly Float32Array[], positio
     // (L⁻¹)ᵀ[a][b] = L⁻¹[b][a]
     for (let a = 0; a < dims; a++) for (let b = 0; b < dims; b++) whiteningTransposed[target + a * dims + b] = inverseFactor[b * dims + a] as number;
   }
-  return { positions, dims, mean, whiteningTransposed };
+  // The graph stores the matrices in half precision; scoring here must use the same values.
+  return { positions, dims, mean, whiteningTransposed: roundToHalf(whiteningTransposed) };
 }
 
 /** The Mahalanobis distance at every position of one image's features (as the graph computes it). */

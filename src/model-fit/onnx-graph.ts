@@ -101,6 +101,18 @@ export class GraphBuilder {
     return name;
   }
 
+  /** A float16 initializer from half-precision bits (Cast it to float before arithmetic). */
+  float16Tensor(hint: string, halfBits: Uint16Array, dims: readonly number[]): string {
+    const expected = dims.reduce((a, b) => a * b, 1);
+    if (halfBits.length !== expected) throw new Error(`${hint}: ${halfBits.length} values for dims [${dims.join(', ')}]`);
+    const name = this.name(hint);
+    const bytes = new Uint8Array(halfBits.length * 2);
+    const view = new DataView(bytes.buffer);
+    halfBits.forEach((value, i) => view.setUint16(i * 2, value, true));
+    this.initializers.push({ name, dims: [...dims], dataType: onnx.TensorProto.DataType.FLOAT16, rawData: bytes });
+    return name;
+  }
+
   int64Tensor(hint: string, values: readonly number[], dims: readonly number[] = [values.length]): string {
     const name = this.name(hint);
     this.initializers.push({

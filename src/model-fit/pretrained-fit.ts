@@ -44,7 +44,7 @@ export interface FitPretrainedModelOptions {
    * location-free pca-patches model instead.
    */
   requireAlignment?: boolean;
-  /** Bytes the statistics may take (float32); sets how many feature channels are kept. */
+  /** Bytes the whitening matrices may take (half precision); sets how many feature channels are kept. */
   statisticsBudgetBytes?: number;
   onProgress?: (progress: FitProgress) => void;
   card?: ModelCardText;
@@ -81,13 +81,13 @@ export interface FitPretrainedModelResult extends Omit<FitAnomalyModelResult, 'c
   modelBytes: number;
 }
 
-/** 16 MiB of statistics: 73 of the 128 channels at 224×224 (784 positions). */
-export const DEFAULT_STATISTICS_BUDGET_BYTES = 16 * 1024 * 1024;
+/** 8 MiB of whitening matrices in half precision: 73 of the 128 channels at 224×224 (784 positions). */
+export const DEFAULT_STATISTICS_BUDGET_BYTES = 8 * 1024 * 1024;
 const MIN_CHANNELS = 16;
 
-/** How many channels fit the budget at this many positions (float32 d×d matrix + mean each). */
+/** How many channels fit the budget at this many positions (a d×d half-precision matrix each). */
 export function channelsForBudget(positions: number, available: number, budgetBytes: number): number {
-  const fitting = Math.floor(Math.sqrt(budgetBytes / (4 * positions)));
+  const fitting = Math.floor(Math.sqrt(budgetBytes / (2 * positions)));
   return Math.max(Math.min(fitting, available), Math.min(MIN_CHANNELS, available));
 }
 

@@ -14,6 +14,7 @@
  * Every shape but the batch is fixed, so any batch size runs.
  */
 import { addBackbone, type BackboneGraph } from './backbone.js';
+import { toHalfArray } from './float16.js';
 import type { GaussianStatistics } from './gaussian-statistics.js';
 import type { InputGeometry } from './input-geometry.js';
 import { GraphBuilder } from './onnx-graph.js';
@@ -113,7 +114,9 @@ export function buildPretrainedModel(spec: PretrainedModelSpec): Uint8Array {
   // Mahalanobis distance per position: [P, N, d] − μ[P, 1, d], · (L⁻¹)ᵀ[P, d, d], squared norm.
   const byPosition = g.op('Transpose', [features], { perm: { ints: [1, 0, 2] } }, 'features_by_position');
   const centred = g.op('Sub', [byPosition, g.floatTensor('position_mean', statistics.mean, [grid.positions, 1, dims])], {}, 'centred');
-  const whitened = g.op('MatMul', [centred, g.floatTensor('position_whitening', statistics.whiteningTransposed, [grid.positions, dims, dims])], {}, 'whitened');
+  // Stored in half precision (float16.ts): the statistics must already be rounded to it.
+  const whitening = g.op('Cast', [g.float16Tensor('position_whitening_half', toHalfArray(statistics.whiteningTransposed), [grid.positions, dims, dims])], { to: { int: 1 } }, 'position_whitening');
+  const whitened = g.op('MatMul', [centred, whitening], {}, 'whitened');
   const squared = g.op('ReduceSumSquare', [whitened], { axes: { ints: [2] }, keepdims: { int: 0 } }, 'squared_distance');
   const distance = g.op('Sqrt', [squared], {}, 'distance');
   const tiles = geometry.tiles;
