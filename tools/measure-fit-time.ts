@@ -58,9 +58,10 @@ async function main(): Promise<void> {
     const fit = await run(process.execPath, [cli, 'model', 'fit', '--good', images, '--out', out], (text) => process.stderr.write(text));
     const seconds = (performance.now() - started) / 1000;
     if (fit.code !== 0) throw new Error(`model fit exited ${fit.code}`);
-    const summary = JSON.parse(fit.stdout) as { trainingImages: number; inputSize: number };
+    // pretrained reports its input as { width, height, tiles }, pca-patches as a square inputSize.
+    const summary = JSON.parse(fit.stdout) as { trainingImages: number; method: string; input?: unknown; inputSize?: number; modelBytes?: number };
     process.stdout.write(
-      `${JSON.stringify({ images: summary.trainingImages, image_size: `${size}x${size}`, input_size: summary.inputSize, fit_seconds: Number(seconds.toFixed(1)), cores: cpus().length }, null, 2)}\n`,
+      `${JSON.stringify({ images: summary.trainingImages, image_size: `${size}x${size}`, method: summary.method, input: summary.input ?? summary.inputSize, model_bytes: summary.modelBytes, fit_seconds: Number(seconds.toFixed(1)), cores: cpus().length }, null, 2)}\n`,
     );
   } finally {
     await rm(work, { recursive: true, force: true });

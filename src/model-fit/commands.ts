@@ -10,9 +10,13 @@ import { performance } from 'node:perf_hooks';
 import { InvalidArgumentError, type Command } from 'commander';
 import { InvalidInputError } from '../errors.js';
 import { measureSpecs, type MeasureSpec } from '../inference/manifest.js';
+import type { AnomalyManifest } from '../inference/tasks/anomaly.js';
 import { loadModelFolder, ModelLoadError, type RegisteredModel } from '../inference/model-registry.js';
 import { evaluateAnomalyModel, readManifest, type EvaluationResult } from './evaluate.js';
 import { DEFAULT_INPUT_SIZE, ModelFitError, fitAnomalyModel, type FitProgress } from './fit.js';
+import { DEFAULT_MAX_FALSE_ACCEPT_RATE } from './calibration.js';
+import { AUTO_TILING_SHORT_SIDE, SIDE_MULTIPLE, TILED_SHORT_SIDE, TILE_SIZE, type TilingMode } from './input-geometry.js';
+import { fitPretrainedModel, UnalignedImagesError, type FitPretrainedModelResult } from './pretrained-fit.js';
 import { MODEL_ID_PATTERN, defectTypeOf, findMasks, idFromFolder, isDirectory, listImages } from './image-folders.js';
 import { auroc } from './metrics.js';
 
@@ -52,25 +56,52 @@ function progressPrinter(): (p: FitProgress) => void {
   };
 }
 
+export const FIT_METHODS = ['auto', 'pretrained', 'pca-patches'] as const;
+export type FitMethod = (typeof FIT_METHODS)[number];
+
 interface FitOptions {
   good: string;
   out: string;
   id?: string;
   modelVersion: string;
+  method: FitMethod;
   valGood?: string;
   valBad?: string;
-  inputSize: number;
+  bad?: string;
+  maxFalseAcceptRate?: number;
+  tiling: TilingMode;
+  inputSize?: number;
   force?: boolean;
+}
+
+function oneOf<T extends string>(allowed: readonly T[]): (value: string) => T {
+  return (value) => {
+    if (!(allowed as readonly string[]).includes(value)) throw new InvalidArgumentError(`expected one of ${allowed.join(', ')}`);
+    return value as T;
+  };
 }
 
 async function fitCommand(options: FitOptions): Promise<void> {
   const started = performance.now();
   const id = options.id ?? idFromFolder(resolve(options.out));
   if (!MODEL_ID_PATTERN.test(id)) throw new InvalidInputError('invalid_argument', `--id "${id}": lower-case letters, digits, ".", "_" or "-", starting with a letter or digit`);
-  if (options.inputSize % 8 !== 0 || options.inputSize < 64) throw new InvalidInputError('invalid_argument', `--input-size ${options.inputSize}: a multiple of 8, at least 64`);
+  // auto: pretrained features when the good images show aligned parts, else pca-patches.
+  const pretrained = options.method !== 'pca-patches';
+  if (pretrained) {
+    if (options.inputSize !== undefined && (options.inputSize % SIDE_MULTIPLE !== 0 || options.inputSize < 2 * SIDE_MULTIPLE)) {
+      throw new InvalidInputError('invalid_argument', `--input-size ${options.inputSize}: with --method pretrained, the short side, a multiple of ${SIDE_MULTIPLE}, at least ${2 * SIDE_MULTIPLE}`);
+    }
+    if (options.valBad) throw new InvalidInputError('invalid_argument', '--val-bad is for --method pca-patches; with --method pretrained give defective images as --bad (with --max-false-accept-rate)');
+  } else {
+    const size = options.inputSize ?? DEFAULT_INPUT_SIZE;
+    if (size % 8 !== 0 || size < 64) throw new InvalidInputError('invalid_argument', `--input-size ${size}: a multiple of 8, at least 64`);
+    if (options.bad || options.maxFalseAcceptRate !== undefined) throw new InvalidInputError('invalid_argument', '--bad and --max-false-accept-rate are for --method pretrained; --method pca-patches takes --val-bad (threshold at the best F1)');
+  }
+  if (options.maxFalseAcceptRate !== undefined && !options.bad) throw new InvalidInputError('invalid_argument', '--max-false-accept-rate needs --bad (the defective images it limits)');
   const good = await imagesIn('--good', options.good);
   const valGood = options.valGood ? await imagesIn('--val-good', options.valGood) : [];
   const valBad = options.valBad ? await imagesIn('--val-bad', options.valBad) : [];
+  const bad = options.bad ? await imagesIn('--bad', options.bad) : [];
 
   const out = resolve(options.out);
   let outEntries: string[] = [];
@@ -86,57 +117,98 @@ async function fitCommand(options: FitOptions): Promise<void> {
   }
 
   const printProgress = progressPrinter();
-  let result;
+  const data =
+    `${good.length} good images from ${options.good}` +
+    (valGood.length || valBad.length || bad.length
+      ? `; calibration: ${valGood.length ? `${valGood.length} good from ${options.valGood}` : 'good images by cross-validation'}` +
+        (valBad.length ? `, ${valBad.length} bad from ${options.valBad}` : '') +
+        (bad.length ? `, ${bad.length} defective from ${options.bad}` : '')
+      : '') +
+    ' (fitted with visq model fit)';
+  const reproduce =
+    `visq model fit --method ${options.method} --good ${options.good} --out ${options.out} --id ${id} --model-version ${options.modelVersion}` +
+    (pretrained ? ` --tiling ${options.tiling}` : '') +
+    (options.inputSize !== undefined || !pretrained ? ` --input-size ${options.inputSize ?? DEFAULT_INPUT_SIZE}` : '') +
+    (options.valGood ? ` --val-good ${options.valGood}` : '') +
+    (options.valBad ? ` --val-bad ${options.valBad}` : '') +
+    (options.bad ? ` --bad ${options.bad}` : '') +
+    (options.maxFalseAcceptRate !== undefined ? ` --max-false-accept-rate ${options.maxFalseAcceptRate}` : '');
+  const summaryHead = (m: AnomalyManifest, method: FitMethod) => ({ id: m.id, version: m.version, out, method, sha256: m.sha256, measures: m.measures });
+  let summary: Record<string, unknown> | null = null;
+  let skipped: { file: string; reason: string }[] = [];
   try {
-    result = await fitAnomalyModel({
-      goodImages: good,
-      valGood,
-      valBad,
-      outDir: out,
-      id,
-      version: options.modelVersion,
-      inputSize: options.inputSize,
-      onProgress: printProgress,
-      card: {
-        data:
-          `${good.length} good images from ${options.good}` +
-          (valGood.length || valBad.length ? `; calibration: ${valGood.length} good${options.valGood ? ` from ${options.valGood}` : ''}, ${valBad.length} bad${options.valBad ? ` from ${options.valBad}` : ''}` : '') +
-          ' (fitted with visq model fit)',
-        reproduce:
-          `visq model fit --good ${options.good} --out ${options.out} --id ${id} --model-version ${options.modelVersion} --input-size ${options.inputSize}` +
-          (options.valGood ? ` --val-good ${options.valGood}` : '') +
-          (options.valBad ? ` --val-bad ${options.valBad}` : ''),
-      },
-    });
+    let result: FitPretrainedModelResult | null = null;
+    if (pretrained) {
+      try {
+        result = await fitPretrainedModel({
+          requireAlignment: options.method === 'auto',
+          goodImages: good,
+          valGood,
+          bad,
+          ...(options.maxFalseAcceptRate !== undefined ? { maxFalseAcceptRate: options.maxFalseAcceptRate } : {}),
+          tiling: options.tiling,
+          ...(options.inputSize !== undefined ? { shortSide: options.inputSize } : {}),
+          outDir: out,
+          id,
+          version: options.modelVersion,
+          onProgress: printProgress,
+          card: { data, reproduce },
+        });
+      } catch (error) {
+        if (!(error instanceof UnalignedImagesError)) throw error;
+        log(`[features] ${error.message.split(';')[0]}: --method auto fits pca-patches (location-free) instead`);
+      }
+    }
+    if (result) {
+      skipped = result.skipped;
+      const c = result.calibration;
+      summary = {
+        ...summaryHead(result.manifest, 'pretrained'),
+        input: { width: result.geometry.width, height: result.geometry.height, tiles: result.geometry.tiles.length },
+        modelBytes: result.modelBytes,
+        trainingImages: result.trainingImages,
+        skipped,
+        calibration: {
+          goodSource: c.goodSource,
+          thresholdRule: c.rule,
+          goodImages: c.goodScores.length,
+          badImages: c.badScores.length,
+          rawThreshold: c.threshold,
+          falseRejectRate: c.falseRejectRate,
+          falseAcceptRate: c.falseAcceptRate,
+          ...(result.manifest.card.metrics.calibration as Record<string, unknown>),
+        },
+      };
+    } else {
+      // Under auto, --input-size and --bad were meant for the pretrained method: the square input
+      // keeps its default, and the defective images set the threshold at the best F1.
+      const inputSize = options.method === 'pca-patches' ? (options.inputSize ?? DEFAULT_INPUT_SIZE) : DEFAULT_INPUT_SIZE;
+      const result = await fitAnomalyModel({ goodImages: good, valGood, valBad: valBad.length ? valBad : bad, outDir: out, id, version: options.modelVersion, inputSize, onProgress: printProgress, card: { data, reproduce } });
+      skipped = result.skipped;
+      const c = result.calibration;
+      summary = {
+        ...summaryHead(result.manifest, 'pca-patches'),
+        inputSize,
+        trainingImages: result.trainingImages,
+        skipped,
+        calibration: {
+          goodSource: c.goodSource,
+          thresholdRule: c.thresholdRule,
+          goodImages: c.goodScores.length,
+          badImages: c.badScores.length,
+          rawThreshold: c.normalization.threshold,
+          ...(result.manifest.card.metrics.calibration as Record<string, unknown>),
+        },
+      };
+    }
   } catch (error) {
     if (error instanceof ModelFitError || error instanceof RangeError) throw new InvalidInputError('invalid_argument', error.message);
     throw error;
   }
-  for (const entry of result.skipped) log(`skipped ${entry.file}: ${entry.reason}`);
-  const c = result.calibration;
+  for (const entry of skipped) log(`skipped ${entry.file}: ${entry.reason}`);
   const seconds = (performance.now() - started) / 1000;
-  log(`wrote ${result.modelPath} and ${result.manifestPath} in ${seconds.toFixed(1)} s`);
-  process.stdout.write(
-    `${JSON.stringify({
-      id: result.manifest.id,
-      version: result.manifest.version,
-      out,
-      sha256: result.manifest.sha256,
-      measures: result.manifest.measures,
-      inputSize: options.inputSize,
-      trainingImages: result.trainingImages,
-      skipped: result.skipped,
-      calibration: {
-        goodSource: c.goodSource,
-        thresholdRule: c.thresholdRule,
-        goodImages: c.goodScores.length,
-        badImages: c.badScores.length,
-        rawThreshold: c.normalization.threshold,
-        ...(result.manifest.card.metrics.calibration as Record<string, unknown>),
-      },
-      seconds: Number(seconds.toFixed(1)),
-    })}\n`,
-  );
+  log(`wrote ${join(out, 'model.onnx')} and ${join(out, 'model.json')} in ${seconds.toFixed(1)} s`);
+  process.stdout.write(`${JSON.stringify({ ...(summary as Record<string, unknown>), seconds: Number(seconds.toFixed(1)) })}\n`);
 }
 
 interface EvalOptions {
@@ -280,9 +352,13 @@ export function registerModelCommands(program: Command): void {
     .requiredOption('--out <dir>', 'the model folder to write (copy it into VISQ_MODELS_DIR)')
     .option('--id <id>', 'model id for quality plans (default: the --out folder name)')
     .option('--model-version <version>', 'model version (in model.json and every verdict that used it)', '1.0.0')
+    .option('--method <method>', "pretrained: per-position Gaussians on the shipped ImageNet backbone's features (aligned parts); pca-patches: the location-free memory bank of PCA patch features; auto: pretrained unless the good images are not aligned parts", oneOf(FIT_METHODS), 'auto')
+    .option('--tiling <mode>', `pretrained: auto cuts large images (short side ≥ ${AUTO_TILING_SHORT_SIDE} px) into overlapping ${TILE_SIZE}-px tiles at a ${TILED_SHORT_SIDE}-px short side; on: tiles whatever the size (small defects on smaller images); off: one view`, oneOf(['auto', 'on', 'off'] as const), 'auto')
+    .option('--input-size <px>', `pretrained: the model input's short side (a multiple of ${SIDE_MULTIPLE}; default 224, 416 tiled; the long side keeps the training images' aspect ratio); pca-patches: the square input size, a multiple of 8 (default ${DEFAULT_INPUT_SIZE})`, positiveInteger)
     .option('--val-good <dir>', 'good validation images for the threshold (default: cross-validation on --good)')
-    .option('--val-bad <dir>', 'defective validation images: the threshold is then set at the best F1')
-    .option('--input-size <px>', 'square model input size in pixels, a multiple of 8', positiveInteger, DEFAULT_INPUT_SIZE)
+    .option('--bad <dir>', 'pretrained: defective images; the threshold is placed so that at most --max-false-accept-rate of them score below it')
+    .option('--max-false-accept-rate <share>', `with --bad: the share of defective images allowed below the threshold (default ${DEFAULT_MAX_FALSE_ACCEPT_RATE})`, unitInterval)
+    .option('--val-bad <dir>', 'pca-patches: defective validation images; the threshold is then set at the best F1')
     .option('--force', 'replace model.onnx and model.json in a non-empty --out folder')
     .action(fitCommand);
   model

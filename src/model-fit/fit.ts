@@ -325,11 +325,6 @@ export async function fitAnomalyModel(options: FitAnomalyModelOptions): Promise<
     metadata: { id: options.id, version: options.version, task: 'anomaly' },
     docString: 'visq patch memory-bank anomaly model; outputs normalised as anomalib (threshold at 0.5)',
   });
-  await mkdir(options.outDir, { recursive: true });
-  const modelPath = join(options.outDir, 'model.onnx');
-  const manifestPath = join(options.outDir, 'model.json');
-  await writeFile(modelPath, modelBytes);
-
   const calibrationMetrics: Record<string, unknown> = {
     good_scores_from: goodSource,
     threshold_rule: thresholdRule === 'best-f1' ? 'best F1 on validation good/bad' : `quantile ${goodQuantile} of good scores`,
@@ -348,30 +343,55 @@ export async function fitAnomalyModel(options: FitAnomalyModelOptions): Promise<
     calibrationMetrics.image_f1 = round(f1Score(allScores, labels, threshold), 4);
   }
 
-  const card = options.card ?? {};
-  const manifest = anomalyManifestSchema.parse({
+  const { manifest, modelPath, manifestPath } = await writeFittedModel(options.outDir, {
     id: options.id,
     version: options.version,
+    modelBytes,
+    size,
+    card: options.card ?? {},
+    data: `${training.tensors.length} good images${validationBad.tensors.length ? ` (+ ${validationGood.tensors.length} good / ${validationBad.tensors.length} bad validation images for calibration)` : ''}`,
+    method: describeMethod({ size, scales, bankOptions, images: n, thresholdRule, goodQuantile, goodSource, gaussian: withGaussian }),
+    reproduce: 'fitAnomalyModel() in src/model-fit/fit.ts',
+    metrics: { calibration: calibrationMetrics },
+    license: 'Apache-2.0',
+  });
+  return { manifest, modelPath, manifestPath, skipped, trainingImages: n, calibration };
+}
+
+/**
+ * Writes a model fitted here (either method) as a registry folder: the graph and its manifest
+ * (input RGB stretched to `size`, 0..1; anomalib outputs already normalised). The card's own texts
+ * win over the defaults given.
+ */
+export async function writeFittedModel(
+  outDir: string,
+  o: { id: string; version: string; modelBytes: Uint8Array; size: ModelSize; card: ModelCardText; data: string; method: string; reproduce: string; metrics: Record<string, unknown>; license: string },
+): Promise<{ manifest: AnomalyManifest; modelPath: string; manifestPath: string }> {
+  const manifest = anomalyManifestSchema.parse({
+    id: o.id,
+    version: o.version,
     task: 'anomaly',
     file: 'model.onnx',
-    sha256: sha256Hex(modelBytes),
+    sha256: sha256Hex(o.modelBytes),
     measures: ['anomaly_score'],
-    input: { name: 'input', width: size.width, height: size.height, layout: 'NCHW', channels: 'RGB', resize: 'stretch', normalization: null },
+    input: { name: 'input', width: o.size.width, height: o.size.height, layout: 'NCHW', channels: 'RGB', resize: 'stretch', normalization: null },
     outputs: { score: 'pred_score', map: 'anomaly_map' },
     scoreNormalization: null,
     card: {
-      description:
-        card.description ??
-        'Anomaly detector fitted on good images only; scores in [0, 1], 0.5 at the fitted threshold.',
-      data: card.data ?? `${training.tensors.length} good images${validationBad.tensors.length ? ` (+ ${validationGood.tensors.length} good / ${validationBad.tensors.length} bad validation images for calibration)` : ''}`,
-      method: describeMethod({ size, scales, bankOptions, images: n, thresholdRule, goodQuantile, goodSource, gaussian: withGaussian }),
-      reproduce: card.reproduce ?? 'fitAnomalyModel() in src/model-fit/fit.ts',
-      metrics: { calibration: calibrationMetrics, ...card.metrics },
-      license: card.license ?? 'Apache-2.0',
+      description: o.card.description ?? 'Anomaly detector fitted on good images only; scores in [0, 1], 0.5 at the fitted threshold.',
+      data: o.card.data ?? o.data,
+      method: o.method,
+      reproduce: o.card.reproduce ?? o.reproduce,
+      metrics: { ...o.metrics, ...o.card.metrics },
+      license: o.card.license ?? o.license,
     },
   });
+  await mkdir(outDir, { recursive: true });
+  const modelPath = join(outDir, 'model.onnx');
+  const manifestPath = join(outDir, 'model.json');
+  await writeFile(modelPath, o.modelBytes);
   await writeFile(manifestPath, `${JSON.stringify(manifest, null, 2)}\n`);
-  return { manifest, modelPath, manifestPath, skipped, trainingImages: n, calibration };
+  return { manifest, modelPath, manifestPath };
 }
 
 function describeMethod(o: {

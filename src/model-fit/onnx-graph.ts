@@ -59,6 +59,8 @@ export class GraphBuilder {
   private readonly inputs: ValueInfoProto[] = [];
   private readonly outputs: ValueInfoProto[] = [];
   private readonly usedNames = new Set<string>();
+  /** Operator sets of other domains that adopted nodes need (e.g. com.microsoft for QLinearAdd). */
+  private readonly extraOpsets = new Map<string, number>();
 
   constructor(private readonly graphName: string) {}
 
@@ -96,6 +98,18 @@ export class GraphBuilder {
       dataType: onnx.TensorProto.DataType.FLOAT,
       rawData: littleEndianBytes(Float32Array.from(values)),
     });
+    return name;
+  }
+
+  /** A float16 initializer from half-precision bits (Cast it to float before arithmetic). */
+  float16Tensor(hint: string, halfBits: Uint16Array, dims: readonly number[]): string {
+    const expected = dims.reduce((a, b) => a * b, 1);
+    if (halfBits.length !== expected) throw new Error(`${hint}: ${halfBits.length} values for dims [${dims.join(', ')}]`);
+    const name = this.name(hint);
+    const bytes = new Uint8Array(halfBits.length * 2);
+    const view = new DataView(bytes.buffer);
+    halfBits.forEach((value, i) => view.setUint16(i * 2, value, true));
+    this.initializers.push({ name, dims: [...dims], dataType: onnx.TensorProto.DataType.FLOAT16, rawData: bytes });
     return name;
   }
 
@@ -141,6 +155,19 @@ export class GraphBuilder {
     return names;
   }
 
+  /**
+   * Takes over nodes and initializers of another graph (a pretrained backbone) as they are: their
+   * tensor names must already be unique here (prefix them first), and `opsets` names the operator
+   * sets of domains other than the default one that those nodes use.
+   */
+  adopt(nodes: readonly NodeProto[], initializers: readonly TensorProto[], opsets: ReadonlyMap<string, number> = new Map()): void {
+    for (const node of nodes) for (const name of node.output ?? []) this.usedNames.add(name);
+    for (const tensor of initializers) this.usedNames.add(tensor.name as string);
+    this.nodes.push(...nodes);
+    this.initializers.push(...initializers);
+    for (const [domain, version] of opsets) this.extraOpsets.set(domain, version);
+  }
+
   /** Serialises the model (ONNX protobuf bytes). */
   toBytes(metadata: Record<string, string> = {}, docString = ''): Uint8Array {
     const model = onnx.ModelProto.create({
@@ -148,7 +175,7 @@ export class GraphBuilder {
       producerName: 'visq-model-fit',
       producerVersion: '1',
       docString,
-      opsetImport: [{ domain: '', version: OPSET_VERSION }],
+      opsetImport: [{ domain: '', version: OPSET_VERSION }, ...[...this.extraOpsets].map(([domain, version]) => ({ domain, version }))],
       metadataProps: Object.entries(metadata).map(([key, value]) => ({ key, value })),
       graph: {
         name: this.graphName,

@@ -1,6 +1,7 @@
 /**
  * `visq model fit` / `visq model eval` as a quality engineer runs them: the real CLI process on
- * small generated fixture folders (128-px images, --input-size 128, to stay quick on 2 cores).
+ * small generated fixture folders (128-px images, to stay quick on 2 cores), with the default
+ * method (pretrained features) and the earlier one (--method pca-patches).
  */
 import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -37,7 +38,7 @@ beforeAll(async () => {
   testDir = join(work, 'test');
   modelsDir = join(work, 'models');
   modelDir = join(modelsDir, 'pn-1001-surface');
-  fit = await cli(['model', 'fit', '--good', goodDir, '--out', modelDir, '--input-size', String(SIZE)], env);
+  fit = await cli(['model', 'fit', '--good', goodDir, '--out', modelDir], env);
 }, 120_000);
 
 afterAll(async () => {
@@ -47,8 +48,13 @@ afterAll(async () => {
 describe('visq model fit', () => {
   it('writes a registry folder that loadRegistry accepts, with an anomaly_score measure', async () => {
     const summary = json(fit);
-    expect(summary).toMatchObject({ id: 'pn-1001-surface', version: '1.0.0', measures: ['anomaly_score'], trainingImages: 16, inputSize: SIZE });
-    expect(summary.calibration).toMatchObject({ goodSource: 'cross-validation', thresholdRule: 'good-quantile', goodImages: 16, badImages: 0 });
+    expect(summary).toMatchObject({ id: 'pn-1001-surface', version: '1.0.0', method: 'pretrained', measures: ['anomaly_score'], trainingImages: 16 });
+    // Square images give a square input, one view (no tiling for small images).
+    expect(summary.input.width).toBe(summary.input.height);
+    expect(summary.input.tiles).toBe(1);
+    expect(summary.calibration).toMatchObject({ goodSource: 'cross-validation', thresholdRule: 'good-quantile', goodImages: 16, badImages: 0, falseAcceptRate: null });
+    expect(summary.calibration.falseRejectRate).toBeGreaterThanOrEqual(0);
+    expect(summary.calibration.falseRejectRate).toBeLessThanOrEqual(0.1);
     expect((await readdir(modelDir)).sort()).toEqual(['model.json', 'model.onnx']);
     const registry = await loadRegistry(modelsDir);
     const model = registry.get('pn-1001-surface');
@@ -66,20 +72,32 @@ describe('visq model fit', () => {
     expect(fit.stderr).toMatch(/\[calibrate\] threshold/);
   });
 
-  it('refuses a non-empty --out without --force, and replaces the model with it (calibrated on validation images)', async () => {
-    const refused = await cli(['model', 'fit', '--good', goodDir, '--out', modelDir, '--input-size', String(SIZE)], env);
+  it('refuses a non-empty --out without --force; with --bad the threshold accepts at most --max-false-accept-rate of the defective images', async () => {
+    const refused = await cli(['model', 'fit', '--good', goodDir, '--out', modelDir], env);
     expect(refused.code).toBe(2);
     expect(refused.stderr).toMatch(/--out .* not empty.*--force/);
 
+    const calibratedDir = join(work, 'calibrated');
     const forced = await cli(
-      ['model', 'fit', '--good', goodDir, '--out', modelDir, '--input-size', String(SIZE), '--force', '--id', 'pn-1001-validated', '--model-version', '2.0.0',
-        '--val-good', join(testDir, 'good'), '--val-bad', join(testDir, 'bad')],
+      ['model', 'fit', '--good', goodDir, '--out', calibratedDir, '--id', 'pn-1001-validated', '--model-version', '2.0.0',
+        '--val-good', join(testDir, 'good'), '--bad', join(testDir, 'bad'), '--max-false-accept-rate', '0.1'],
       env,
     );
     const summary = json(forced);
     expect(summary).toMatchObject({ id: 'pn-1001-validated', version: '2.0.0' });
-    expect(summary.calibration).toMatchObject({ goodSource: 'validation', thresholdRule: 'best-f1', goodImages: 8, badImages: 12 });
-    expect((await loadRegistry(modelsDir)).has('pn-1001-validated')).toBe(true);
+    expect(summary.calibration).toMatchObject({ goodSource: 'validation', thresholdRule: 'max-false-accept-rate', goodImages: 8, badImages: 12 });
+    expect(summary.calibration.falseAcceptRate).toBeLessThanOrEqual(0.1);
+    // The published scores agree: at 0.5, at most 10 % of those defective images pass.
+    const scored = json(await cli(['model', 'eval', '--model', calibratedDir, '--good', join(testDir, 'good'), '--bad', join(testDir, 'bad'), '--json'], env));
+    const bad = scored.scores.filter((s: any) => s.label === 'bad');
+    expect(bad.filter((s: any) => s.score < 0.5).length / bad.length).toBeLessThanOrEqual(0.1);
+  }, 60_000);
+
+  it('--method pca-patches fits the earlier patch memory bank at a square --input-size', async () => {
+    const pcaDir = join(modelsDir, 'pn-1001-pca');
+    const summary = json(await cli(['model', 'fit', '--method', 'pca-patches', '--good', goodDir, '--out', pcaDir, '--input-size', String(SIZE)], env));
+    expect(summary).toMatchObject({ id: 'pn-1001-pca', method: 'pca-patches', inputSize: SIZE, trainingImages: 16 });
+    expect((await loadRegistry(modelsDir)).get('pn-1001-pca')?.manifest.input).toMatchObject({ width: SIZE, height: SIZE });
   }, 60_000);
 });
 
@@ -134,7 +152,11 @@ describe('bad usage exits 2 with a message naming what is wrong', () => {
     [['model', 'fit', '--out', '/tmp/x'], /required option '--good <dir>'/],
     [['model', 'fit', '--good', '<models>', '--out', '<work>/out-bad-id', '--id', 'Bad Id!'], /--id "Bad Id!"/],
     [['model', 'fit', '--good', '<work>/empty', '--out', '<work>/out-empty'], /--good .*empty: no images found/],
-    [['model', 'fit', '--good', '<work>/train/good', '--out', '<work>/out-size', '--input-size', '100'], /--input-size 100: a multiple of 8/],
+    [['model', 'fit', '--good', '<work>/train/good', '--out', '<work>/out-size', '--input-size', '100'], /--input-size 100: .*a multiple of 32/],
+    [['model', 'fit', '--method', 'pca-patches', '--good', '<work>/train/good', '--out', '<work>/out-size', '--input-size', '100'], /--input-size 100: a multiple of 8/],
+    [['model', 'fit', '--method', 'knn', '--good', '<work>/train/good', '--out', '<work>/out-method'], /--method.*pretrained, pca-patches/],
+    [['model', 'fit', '--good', '<work>/train/good', '--out', '<work>/out-far', '--max-false-accept-rate', '0.1'], /--max-false-accept-rate needs --bad/],
+    [['model', 'fit', '--good', '<work>/train/good', '--out', '<work>/out-valbad', '--val-bad', '<work>/test/bad'], /--val-bad is for --method pca-patches/],
     [['model', 'eval', '--model', '<work>/nomodel', '--good', '<work>/test/good', '--bad', '<work>/test/bad'], /--model .*nomodel: not a directory/],
     [['model', 'eval', '--model', '<work>/test', '--good', '<work>/test/good', '--bad', '<work>/test/bad'], /--model .*: no valid model\.json/],
     [['model', 'eval', '--model', '<models>/pn-1001-surface', '--good', '<work>/test/good', '--bad', '<work>/test/bad', '--masks', '<work>/empty'], /--masks .*: no mask matches/],
@@ -150,7 +172,7 @@ describe('bad usage exits 2 with a message naming what is wrong', () => {
   it('--help exits 0 and documents the options', async () => {
     const r = await cli(['model', 'fit', '--help'], env);
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/--val-good/);
+    for (const option of ['--method', '--tiling', '--input-size', '--val-good', '--bad', '--max-false-accept-rate']) expect(r.stdout).toContain(option);
     expect(dirname(modelDir)).toBe(modelsDir);
   });
 });

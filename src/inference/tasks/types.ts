@@ -32,7 +32,7 @@ export function outputTensor(outputs: TaskOutputs, name: string): OutputTensor {
   return t;
 }
 
-function halfToFloat(bits: number): number {
+export function halfToFloat(bits: number): number {
   const sign = bits & 0x8000 ? -1 : 1;
   const exp = (bits >> 10) & 0x1f;
   const frac = bits & 0x3ff;
