@@ -40,7 +40,7 @@ export class StorageGuard {
   constructor(private readonly deps: StorageGuardDeps) {}
 
   private async read(maxAgeMs: number): Promise<State> {
-    if (this.state && Date.now() - this.state.readAt <= maxAgeMs) return this.state;
+    if (this.state && Date.now() - this.state.readAt < maxAgeMs) return this.state;
     this.reading ??= (async () => {
       const [storedBytes, volume] = await Promise.all([this.deps.estimateStoredBytes(), this.deps.volume()]);
       this.pending = 0;

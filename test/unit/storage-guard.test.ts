@@ -37,8 +37,9 @@ describe('refusing uploads before the disk is exhausted', () => {
   });
 
   it('refuses when the volume would fall below its free-space floor, whatever the quota', async () => {
-    const { g } = guard({ stored: 0, free: 520 });
+    const { g, state } = guard({ stored: 0, free: 520 });
     await g.check(10);
+    state.free -= 10; // written: the volume's next reading shows it
     await expect(g.check(20)).rejects.toThrow(/the volume of the image store has 510 B free, below its floor of 500 B \(VISQ_STORAGE_MIN_FREE\)/);
   });
 
