@@ -66,9 +66,12 @@ const envSchema = z.object({
   VISQ_INFERENCE_THREADS: positiveInt.optional(),
   /** Jobs one worker process holds at once; by default enough to fill a batch on every thread. */
   VISQ_WORKER_CONCURRENCY: positiveInt.optional(),
-  /** Inspections an inference thread takes at once (dynamic batching); 1 turns batching off. */
+  /**
+   * Inspections an inference thread takes at once (dynamic batching); 1 turns batching off. 8, as
+   * measured (README, Benchmark): a model that is the bottleneck gains, a fast one is unaffected.
+   */
   VISQ_MAX_BATCH: positiveInt.default(8),
-  /** How long a free inference thread waits for a batch to fill; 0 takes whatever is waiting. */
+  /** How long a free inference thread waits for a batch to fill; 0 takes whatever is waiting, so light load never waits. */
   VISQ_MAX_BATCH_DELAY_MS: z.coerce.number().int().min(0).max(1000).default(0),
   /** With backoff from 2 s doubling, 5 tries span about 30 s: a database restart does not turn into REVIEW verdicts. */
   VISQ_JOB_ATTEMPTS: positiveInt.default(5),
