@@ -52,6 +52,14 @@ export async function dryRun(session: ort.InferenceSession, manifest: Manifest):
   return { ms, outputs: shapes, measures, warnings };
 }
 
+/** Inputs of one shape, one after the other: a batch's input tensor data. */
+export function stackInputs(inputs: readonly Float32Array[]): Float32Array {
+  if (inputs.length === 1) return inputs[0]!;
+  const stacked = new Float32Array(inputs.reduce((a, d) => a + d.length, 0));
+  inputs.forEach((d, i) => stacked.set(d, i * d.length));
+  return stacked;
+}
+
 /** A run's outputs for item `i` of a batch, as the outputs of a run on that item alone ([1, …]). */
 export function itemOutputs(outputs: ort.InferenceSession.OnnxValueMapType, names: readonly string[], i: number): Record<string, ort.Tensor> {
   return Object.fromEntries(names.map((name) => {
@@ -76,9 +84,7 @@ export async function acceptsBatches(session: ort.InferenceSession, manifest: Ma
   const ramp = pixelsToTensor(Uint8Array.from({ length: n }, (_, i) => (i * 7) % 256), input);
   const names = taskOf(manifest).outputNames(manifest);
   const single = [await session.run({ [input.name]: new ort.Tensor('float32', grey.data, grey.dims) }), await session.run({ [input.name]: new ort.Tensor('float32', ramp.data, ramp.dims) })];
-  const stacked = new Float32Array(grey.data.length * 2);
-  stacked.set(grey.data, 0);
-  stacked.set(ramp.data, grey.data.length);
+  const stacked = stackInputs([grey.data, ramp.data]);
   let both: ort.InferenceSession.OnnxValueMapType;
   try {
     both = await session.run({ [input.name]: new ort.Tensor('float32', stacked, [2, ...grey.dims.slice(1)]) });

@@ -10,7 +10,7 @@ import * as ort from 'onnxruntime-node';
 import sharp from 'sharp';
 import { FilesystemImageStore } from '../images/image-store.js';
 import { PreparedInputs } from './prepared-inputs.js';
-import { acceptsBatches, dryRun, itemOutputs, outOfRange } from './dry-run.js';
+import { acceptsBatches, dryRun, itemOutputs, outOfRange, stackInputs } from './dry-run.js';
 import { measureSpecs, taskOf, type Manifest } from './manifest.js';
 import { geometryFor, pixelCount, pixelsKey, pixelsToTensor, preparePixels, UnusableImageError, type PreparedPixels } from './preprocess.js';
 import type { TaskOverlay } from './tasks/types.js';
@@ -132,7 +132,9 @@ export default async function infer(tasks: InferenceTask[]): Promise<BatchOutcom
         const t0 = performance.now();
         try {
           const pixels = await pixelsFor(image, model.manifest.input, original);
-          byModel.set(id, [...(byModel.get(id) ?? []), { task: t, view, pixels }]);
+          const items = byModel.get(id) ?? [];
+          if (items.length === 0) byModel.set(id, items);
+          items.push({ task: t, view, pixels });
         } catch (err) {
           fail(t, err instanceof UnusableImageError
             ? { result: { ok: false, reason: `image ${view} (${image.sha256}) cannot be used: ${err.message}` } }
@@ -153,11 +155,7 @@ export default async function infer(tasks: InferenceTask[]): Promise<BatchOutcom
       const run = items.slice(start, start + runSize);
       const t0 = performance.now();
       const tensors = run.map((item) => pixelsToTensor(item.pixels.raw, manifest.input));
-      let stacked = tensors[0]!.data;
-      if (run.length > 1) {
-        stacked = new Float32Array(tensors.reduce((a, t) => a + t.data.length, 0));
-        tensors.forEach((t, i) => stacked.set(t.data, i * t.data.length));
-      }
+      const stacked = stackInputs(tensors.map((t) => t.data));
       const t1 = performance.now();
       let outputs: ort.InferenceSession.OnnxValueMapType;
       try {
