@@ -238,8 +238,7 @@ async function startPruner(rt: Runtime, db: Database, databaseUrl: string): Prom
   await mkdir(config.imageDir, { recursive: true });
   rt.once('pruner', () => {
     const service = new PrunerService(createPruner(rt, db), {
-      databaseUrl, intervalSeconds: config.storage.pruneIntervalSeconds, prepared: new PreparedInputs(config.preparedDir),
-      preparedMaxSeconds: config.storage.retention.prepared.maxSeconds, log,
+      databaseUrl, intervalSeconds: config.storage.pruneIntervalSeconds, log,
     });
     service.start();
     rt.onStop(() => service.stop());

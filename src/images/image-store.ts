@@ -2,6 +2,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { mkdir, open, readFile, rename, rm, stat, statfs, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { InsufficientStorageError, NotFoundError } from '../errors.js';
+import { storageRetryAfterSeconds } from './storage-guard.js';
 
 /** Images and overlays, stored by the sha256 of their bytes. */
 export interface ImageStore {
@@ -91,7 +92,7 @@ export async function writeDurably(target: string, bytes: Uint8Array, durable: b
 /** A full volume (or a file-system quota) is the caller's to act on: 507 with Retry-After. Anything else is rethrown. */
 export function refuseWhenFull(err: unknown): never {
   const code = (err as NodeJS.ErrnoException).code;
-  if (code === 'ENOSPC' || code === 'EDQUOT') throw new InsufficientStorageError('the volume of the image store is full; retry when the pruner has made room', 10);
+  if (code === 'ENOSPC' || code === 'EDQUOT') throw new InsufficientStorageError('the volume of the image store is full; retry when the pruner has made room', storageRetryAfterSeconds);
   throw err;
 }
 

@@ -82,10 +82,11 @@ export class Pruner {
     const keepGoing = o.keepGoing ?? (() => true);
     const startedAt = new Date();
     const fingerprint = policyFingerprint(policy);
+    let previous: StorageUsage | null = null;
     if (!o.dryRun) {
       await this.finishPendingUnlinks();
       await this.sizeUnsized();
-      const previous = await readStorageUsage(db);
+      previous = await readStorageUsage(db);
       await releaseDeferrals(db, previous !== null && previous.policyFingerprint !== fingerprint);
     }
     const limits = storageLimits(settings, (await volumeOf(this.o.imageDir)).totalBytes);
@@ -129,11 +130,14 @@ export class Pruner {
     }
 
     // 2. Files, oldest first, while the store must shrink.
+    const removePage = async (shas: string[]) => {
+      const p = await this.removeFiles(shas, o.dryRun, run.seen, (facts) => plan(facts, []));
+      count(p.removals, p);
+    };
     if (run.toFree > 0) {
       const shortestMin = Math.min(...retentionClasses.map((c) => agesOf(policy, c).minSeconds));
       await this.walk({ olderThan: ago(now, shortestMin) }, async (shas) => {
-        const p = await this.removeFiles(shas, o.dryRun, run.seen, (facts) => plan(facts, []));
-        count(p.removals, p);
+        await removePage(shas);
         return run.toFree > 0 && keepGoing();
       });
     }
@@ -143,8 +147,7 @@ export class Pruner {
       const max = agesOf(policy, c).maxSeconds;
       if (max === null || !keepGoing()) continue;
       await this.walk({ olderThan: ago(now, max), retentionClass: c }, async (shas) => {
-        const p = await this.removeFiles(shas, o.dryRun, run.seen, (facts) => plan(facts, []));
-        count(p.removals, p);
+        await removePage(shas);
         return keepGoing();
       });
     }
@@ -152,7 +155,7 @@ export class Pruner {
     const removedFiles = Object.values(run.removed).reduce((n, t) => n + t.files, 0);
     const removedBytes = Object.values(run.removed).reduce((n, t) => n + t.bytes, 0);
     let storedAfter = storedBefore - removedBytes;
-    if (!o.dryRun) storedAfter = await this.recordRun(fingerprint, run.removed, startedAt);
+    if (!o.dryRun) storedAfter = await this.recordRun(fingerprint, previous, run.removed, { files: removedFiles, bytes: removedBytes }, startedAt);
     const report: PruneReport = {
       dryRun: o.dryRun,
       startedAt: startedAt.toISOString(),
@@ -258,6 +261,12 @@ export class Pruner {
     }
   }
 
+  /** Prepared pixels from before visq tracked them, and temporary files of killed writers (at a leader's start). */
+  async sweepPrepared(): Promise<void> {
+    const max = this.o.settings.retention.prepared.maxSeconds;
+    await this.o.prepared.sweep(new Date(Date.now() - (max ?? 3600) * 1000), max !== null);
+  }
+
   /** Files stored before visq recorded sizes are measured once. */
   private async sizeUnsized(): Promise<void> {
     for (;;) {
@@ -269,10 +278,13 @@ export class Pruner {
     }
   }
 
-  /** Measures the store again and writes what every process reads (uploads, /readyz, /metrics); returns the bytes stored. */
-  private async recordRun(fingerprint: string, removed: Tally, startedAt: Date): Promise<number> {
+  /**
+   * Measures the store again and writes what every process reads (uploads, /readyz, /metrics),
+   * adding this run's removals to the totals of `previous` (read at the run's start: only the
+   * leader writes it); returns the bytes stored.
+   */
+  private async recordRun(fingerprint: string, previous: StorageUsage | null, removed: Tally, totals: { files: number; bytes: number }, startedAt: Date): Promise<number> {
     const { db } = this.o;
-    const previous = await readStorageUsage(db);
     const after = await measureStore(db);
     const classes: StorageUsage['classes'] = {};
     for (const c of storageClasses) {
@@ -284,9 +296,7 @@ export class Pruner {
     }
     const storedBytes = total(after.classes);
     await writeStorageUsage(db, { computedAt: after.at, storedBytes, window: after.window, classes, policyFingerprint: fingerprint });
-    const files = Object.values(removed).reduce((n, t) => n + t.files, 0);
-    const bytes = Object.values(removed).reduce((n, t) => n + t.bytes, 0);
-    await recordPruneRun(db, { process: this.process, startedAt, finishedAt: new Date(), files, bytes, byClass: removed });
+    await recordPruneRun(db, { process: this.process, startedAt, finishedAt: new Date(), ...totals, byClass: removed });
     return storedBytes;
   }
 
@@ -366,13 +376,12 @@ export class PrunerService {
   private loop: Promise<void> | null = null;
   /** Ends the wait between runs: after the rest, or at once (`now`: a hold or pin released, or stopping). */
   private wake: ((now: boolean) => void) | null = null;
-  private leading = false;
   /** Woken since the last run began (see bytesToFree); by a released hold or pin. */
   private woken = false;
   private released = false;
   private warned = 0;
 
-  constructor(private readonly pruner: Pruner, private readonly o: { databaseUrl: string; intervalSeconds: number; prepared: PreparedInputs; preparedMaxSeconds: number | null; log: Logger }) {
+  constructor(private readonly pruner: Pruner, private readonly o: { databaseUrl: string; intervalSeconds: number; log: Logger }) {
     this.log = o.log.child({ component: 'pruner' });
     this.leadership = new Leadership({
       databaseUrl: o.databaseUrl,
@@ -388,11 +397,9 @@ export class PrunerService {
         },
       },
       lead: async () => {
-        this.leading = true;
         this.loop = this.run();
       },
       resign: async () => {
-        this.leading = false;
         this.wake?.(true);
         await this.loop?.catch(() => {}); // its errors were logged in the loop
         this.loop = null;
@@ -400,25 +407,20 @@ export class PrunerService {
     });
   }
 
-  get isLeading(): boolean { return this.leading; }
-
   start(): void {
     this.leadership.start();
   }
 
   private async run(): Promise<void> {
-    // Prepared pixels from before visq tracked them, and temporary files of killed writers.
-    const max = this.o.preparedMaxSeconds;
-    await this.o.prepared.sweep(new Date(Date.now() - (max ?? 3600) * 1000), max !== null)
-      .catch((err: Error) => this.log.warn({ err: err.message }, 'cannot sweep the prepared inputs'));
-    while (this.leading) {
+    await this.pruner.sweepPrepared().catch((err: Error) => this.log.warn({ err: err.message }, 'cannot sweep the prepared inputs'));
+    while (this.leadership.leading) {
       const woken = this.woken;
       this.woken = false;
       this.released = false;
       const started = Date.now();
       let stuck = false;
       try {
-        const r = await this.pruner.prune({ dryRun: false, keepGoing: () => this.leading, woken });
+        const r = await this.pruner.prune({ dryRun: false, keepGoing: () => this.leadership.leading, woken });
         if (r.removed.files) this.log.info({ removed: r.removed, storedBytes: r.storedBytes, quotaBytes: r.limits.quotaBytes }, 'image store pruned');
         stuck = r.shortBytes > 0 && r.removed.files === 0;
         if (r.shortBytes > 0 && Date.now() - this.warned > 60_000) {
@@ -432,7 +434,7 @@ export class PrunerService {
       // Woken again and again, it rests at least as long as a run took (a large store's measure is
       // no small query), and as long as a refused upload waits when the last run could remove nothing.
       const rest = Math.max(Date.now() - started, stuck ? storageRetryAfterSeconds * 1000 : 0);
-      if (this.leading) {
+      if (this.leadership.leading) {
         await new Promise<void>((resolve) => {
           const timer = setTimeout(resolve, this.o.intervalSeconds * 1000);
           let rested: NodeJS.Timeout | undefined;
