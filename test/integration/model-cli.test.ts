@@ -8,7 +8,9 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeDataset } from '../../tools/fixtures/index.js';
+import sharp from 'sharp';
 import { loadRegistry } from '../../src/inference/model-registry.js';
+import { Random } from '../../src/model-fit/random.js';
 import { cli, type CliResult } from '../support/visq.js';
 
 const SIZE = 128;
@@ -99,6 +101,32 @@ describe('visq model fit', () => {
     expect(summary).toMatchObject({ id: 'pn-1001-pca', method: 'pca-patches', inputSize: SIZE, trainingImages: 16 });
     expect((await loadRegistry(modelsDir)).get('pn-1001-pca')?.manifest.input).toMatchObject({ width: SIZE, height: SIZE });
   }, 60_000);
+
+  it('the default --method auto fits pca-patches, and says why, when the good images are not aligned parts (crops of a board)', async () => {
+    // Each "good" image a crop of one large board of traces and pads, taken somewhere else (as
+    // crops of circuit-board panels are): nothing is where it was in the others. Ten images, the
+    // kind of count where position seemed to explain 17 % (over the 15 % limit) before the measure
+    // was corrected for the few images its position means come from.
+    const textureDir = join(work, 'textures');
+    await mkdir(textureDir, { recursive: true });
+    const random = new Random(815);
+    const board = 1024;
+    const shapes = Array.from({ length: 400 }, () => {
+      const [x, y] = [random.int(0, board), random.int(0, board)];
+      return random.float() < 0.5
+        ? `<rect x="${x}" y="${y}" width="${random.int(4, 40)}" height="${random.int(4, 40)}" fill="#d8c070"/>`
+        : `<line x1="${x}" y1="${y}" x2="${x + random.int(-120, 120)}" y2="${y + random.int(-120, 120)}" stroke="#d8c070" stroke-width="${random.int(2, 8)}"/>`;
+    });
+    const boardPng = await sharp(Buffer.from(`<svg xmlns="http://www.w3.org/2000/svg" width="${board}" height="${board}"><rect width="100%" height="100%" fill="#1e5a32"/>${shapes.join('')}</svg>`)).png().toBuffer();
+    for (let i = 0; i < 10; i++) {
+      const crop = { left: random.int(0, board - SIZE), top: random.int(0, board - SIZE), width: SIZE, height: SIZE };
+      await sharp(boardPng).extract(crop).toFile(join(textureDir, `crop-${i}.png`));
+    }
+    const result = await cli(['model', 'fit', '--good', textureDir, '--out', join(modelsDir, 'textures'), '--input-size', String(SIZE)], env);
+    expect(json(result)).toMatchObject({ id: 'textures', method: 'pca-patches', trainingImages: 10 });
+    expect(result.stderr).toMatch(/position explains \d+ % of the good images' feature variance.*--method auto fits pca-patches \(location-free\) instead/);
+    expect((await loadRegistry(modelsDir)).get('textures')?.manifest.task).toBe('anomaly');
+  }, 120_000);
 });
 
 describe('visq model eval', () => {

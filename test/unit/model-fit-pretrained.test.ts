@@ -11,7 +11,7 @@ import { calibrateThreshold, normalisedScore } from '../../src/model-fit/calibra
 import { distances, fitGaussianStatistics, imageScore, positionExplainedVariance } from '../../src/model-fit/gaussian-statistics.js';
 import { roundToHalf, toHalfBits } from '../../src/model-fit/float16.js';
 import { inputGeometry, MIN_TILE_OVERLAP, SIDE_MULTIPLE, TILE_SIZE, type InputGeometry } from '../../src/model-fit/input-geometry.js';
-import { channelsForBudget, MIN_POSITION_EXPLAINED_VARIANCE, selectChannels } from '../../src/model-fit/pretrained-fit.js';
+import { channelsForBudget, DEFAULT_STATISTICS_BUDGET_BYTES, MIN_POSITION_EXPLAINED_VARIANCE, selectChannels } from '../../src/model-fit/pretrained-fit.js';
 import { buildFeatureGraph, buildPretrainedModel, featureGrid, type FeatureLayout } from '../../src/model-fit/pretrained-graph.js';
 import { Random } from '../../src/model-fit/random.js';
 
@@ -62,9 +62,12 @@ describe('Gaussian statistics', () => {
       return Float32Array.from([a, a + 0.5 * b, 2 * random.gaussian()]);
     });
     const statistics = fitGaussianStatistics(samples, 1, dims, 0.01);
-    // Direct computation: covariance + εI, its inverse by Gauss-Jordan, then (x − μ)ᵀ Σ⁻¹ (x − μ).
+    // Direct computation: covariance + εI with ε 1 % of the mean variance, its inverse by
+    // Gauss-Jordan, then (x − μ)ᵀ Σ⁻¹ (x − μ).
     const mean = [0, 1, 2].map((j) => samples.reduce((s, x) => s + (x[j] as number), 0) / samples.length);
-    const cov = [0, 1, 2].map((a) => [0, 1, 2].map((b) => samples.reduce((s, x) => s + ((x[a] as number) - mean[a]!) * ((x[b] as number) - mean[b]!), 0) / (samples.length - 1) + (a === b ? 0.01 : 0)));
+    const sampleCov = [0, 1, 2].map((a) => [0, 1, 2].map((b) => samples.reduce((s, x) => s + ((x[a] as number) - mean[a]!) * ((x[b] as number) - mean[b]!), 0) / (samples.length - 1)));
+    const ridge = (0.01 * (sampleCov[0]![0]! + sampleCov[1]![1]! + sampleCov[2]![2]!)) / 3;
+    const cov = sampleCov.map((row, a) => row.map((v, b) => v + (a === b ? ridge : 0)));
     const inverse = invert(cov);
     const x = [1.5, -0.5, 3];
     const c = x.map((v, j) => v - mean[j]!);
@@ -112,6 +115,12 @@ describe('alignment check', () => {
     const unaligned = Array.from({ length: 30 }, () => Float32Array.from({ length: positions * dims }, () => 5 * random.gaussian()));
     expect(positionExplainedVariance(aligned, positions, dims)).toBeGreaterThan(0.9);
     expect(positionExplainedVariance(unaligned, positions, dims)).toBeLessThan(MIN_POSITION_EXPLAINED_VARIANCE);
+    // With few images the position means come from those same images: uncorrected, position would
+    // seem to explain about 1/n (a fifth with 5 images) of anything.
+    for (const n of [5, 8]) {
+      const few = Array.from({ length: n }, () => Float32Array.from({ length: positions * dims }, () => 5 * random.gaussian()));
+      expect(Math.abs(positionExplainedVariance(few, positions, dims))).toBeLessThan(0.06);
+    }
   });
 });
 
@@ -147,8 +156,9 @@ describe('threshold calibration', () => {
 
 describe('channel reduction', () => {
   it('keeps the statistics within the budget and picks the same channels every time', () => {
-    const dims = channelsForBudget(784, 128, 8 * 1024 * 1024);
-    expect(784 * dims * dims * 2).toBeLessThanOrEqual(8 * 1024 * 1024);
+    expect(channelsForBudget(784, 128, DEFAULT_STATISTICS_BUDGET_BYTES)).toBe(128);
+    const dims = channelsForBudget(2016, 128, DEFAULT_STATISTICS_BUDGET_BYTES);
+    expect(2016 * dims * dims * 2).toBeLessThanOrEqual(DEFAULT_STATISTICS_BUDGET_BYTES);
     expect(dims).toBeLessThan(128);
     expect(selectChannels(128, dims)).toEqual(selectChannels(128, dims));
     expect(new Set(selectChannels(128, dims)).size).toBe(dims);
