@@ -25,8 +25,8 @@ export interface GaussianStatistics {
  * invertible with fewer images than dimensions. PaDiM adds 0.01 absolute, which suits ResNet
  * features; the shipped backbone's features vary by only 0.02–0.03, where 0.01 drowned a third of
  * their variance. Relative to the features' own scale, one setting holds for any backbone. Measured
- * on four real sets (200 good images, all 128 channels): image AUROC +0.00 to +0.04 over 0.01
- * absolute, and no worse with 30 or 60 images (docs/models.md).
+ * on four real sets (200 good images, the same channels): image AUROC +0.000 to +0.026 over 0.01
+ * absolute; with 30 or 60 images as good or better on three of the four (docs/models.md).
  */
 export const RELATIVE_RIDGE = 0.01;
 /** A floor for positions whose features never vary (a constant border), where the relative ridge is 0. */
@@ -129,7 +129,8 @@ export function positionExplainedVariance(features: readonly Float32Array[], pos
   }
   // Adjusted for the degrees of freedom (as adjusted R²): the position means are taken from the
   // same n images, so with few images position would seem to explain about 1/n of any variance.
+  // Chance can take the adjusted share below 0, which means none.
   const withinDegrees = positions * (n - 1);
   const totalDegrees = n * positions - 1;
-  return total > 0 && withinDegrees > 0 ? 1 - within / withinDegrees / (total / totalDegrees) : 0;
+  return total > 0 && withinDegrees > 0 ? Math.max(0, 1 - within / withinDegrees / (total / totalDegrees)) : 0;
 }
