@@ -29,6 +29,12 @@ import { fitPretrainedModel } from '../src/model-fit/pretrained-fit.js';
 const MODEL_IDS: Record<PartType, string> = { 'machined-surface': 'surface-anomaly', bracket: 'bracket-anomaly' };
 const MODEL_VERSION = '3.1.0';
 const MAX_FALSE_ACCEPT_RATE = 0.05;
+/**
+ * The shipped model lives in the repository, so its statistics keep the earlier 8 MiB (73 of 128
+ * channels, a 9 MB file) rather than `visq model fit`'s 32 MiB (27 MB): on this synthetic part
+ * both find every held-out defect, and the extra channels only pay on real parts.
+ */
+const STATISTICS_BUDGET_BYTES = 8 * 1024 * 1024;
 const IMAGE_SIZE = 256;
 
 const TRAINING_SEED = 1001;
@@ -80,6 +86,7 @@ async function main(): Promise<void> {
       valGood: validation.good,
       bad: allBad(validation),
       maxFalseAcceptRate: MAX_FALSE_ACCEPT_RATE,
+      statisticsBudgetBytes: STATISTICS_BUDGET_BYTES,
       outDir,
       id: MODEL_ID,
       version: MODEL_VERSION,
